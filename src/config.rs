@@ -1,0 +1,1006 @@
+//! Configuration (agents.md section 8): process environment > `<root>/.env` > optional TOML file > defaults, built and
+//! validated once into a [`Config`]; nothing reads environment variables after that (style.md, Gatus).
+//!
+//! Errors name the variable (`OPS_RATE_PER_SECOND: expected a whole number …`). Booleans accept `true|1|yes` and
+//! `false|0|no|` (case-insensitive); numbers must be finite and in range; a malformed value is never defaulted.
+
+use crate::model::AgentName;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A configuration error: the message names the variable or file (exit 2 before any I/O, agents.md 1.3).
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+/// The merged key/value sources, with provenance for `config check`.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    vals: HashMap<String, (String, &'static str)>,
+}
+
+impl Source {
+    /// Builds the source from explicit maps (highest precedence first): process env, `.env`, file.
+    pub fn layered(
+        env: HashMap<String, String>,
+        dotenv: HashMap<String, String>,
+        file: HashMap<String, String>,
+    ) -> Source {
+        let mut vals = HashMap::new();
+        for (k, v) in file {
+            vals.insert(k.to_ascii_uppercase(), (v, "file"));
+        }
+        for (k, v) in dotenv {
+            vals.insert(k, (v, ".env"));
+        }
+        for (k, v) in env {
+            vals.insert(k, (v, "env"));
+        }
+        Source { vals }
+    }
+
+    /// A source from the given pairs only (tests, the demo).
+    pub fn from_pairs<I: IntoIterator<Item = (K, V)>, K: Into<String>, V: Into<String>>(pairs: I) -> Source {
+        Source {
+            vals: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), (v.into(), "env")))
+                .collect(),
+        }
+    }
+
+    /// The raw value of a variable, if set (even empty).
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.vals.get(key).map(|(v, _)| v.as_str())
+    }
+
+    /// The value if set and non-empty after trimming.
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.raw(key).map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.vals.keys()
+    }
+
+    /// Parses a boolean (`true|1|yes` / `false|0|no|`), default when unset.
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" | "" => Ok(false),
+                _ => Err(ConfigError(format!("{key}: expected true/false/1/0/yes/no, got {v:?}"))),
+            },
+        }
+    }
+
+    /// Parses a whole number in `[min, max]`, default when unset or empty.
+    pub fn u64(&self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => {
+                let n: u64 = v.parse().map_err(|_| {
+                    ConfigError(format!("{key}: expected a whole number between {min} and {max}, got {v:?}"))
+                })?;
+                if n < min || n > max {
+                    return Err(ConfigError(format!("{key}: {n} is out of range {min}..={max}")));
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Parses a finite number in `[min, max]`, default when unset or empty.
+    pub fn f64(&self, key: &str, default: f64, min: f64, max: f64) -> Result<f64, ConfigError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => {
+                let n: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|n: &f64| n.is_finite())
+                    .ok_or_else(|| ConfigError(format!("{key}: expected a number, got {v:?}")))?;
+                if n < min || n > max {
+                    return Err(ConfigError(format!("{key}: {n} is out of range {min}..={max}")));
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    /// Parses a URL (http/https unless `schemes` says otherwise).
+    pub fn url(&self, key: &str, default: Option<&str>, schemes: &[&str]) -> Result<Option<String>, ConfigError> {
+        let v = match self.get(key) {
+            Some(v) => v,
+            None => match default {
+                Some(d) => d.to_string(),
+                None => return Ok(None),
+            },
+        };
+        let p = url::Url::parse(&v).map_err(|e| ConfigError(format!("{key}: not a valid URL ({e})")))?;
+        if !schemes.contains(&p.scheme()) {
+            return Err(ConfigError(format!(
+                "{key}: scheme {:?} not allowed (expected {})",
+                p.scheme(),
+                schemes.join(" or ")
+            )));
+        }
+        if p.host_str().is_none() {
+            return Err(ConfigError(format!("{key}: URL has no host")));
+        }
+        Ok(Some(v))
+    }
+
+    /// A comma-separated list (empty items dropped), `None` when unset.
+    pub fn list(&self, key: &str) -> Option<Vec<String>> {
+        self.raw(key).map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect()
+        })
+    }
+}
+
+/// Parses `.env` text: `KEY=VALUE`, optional `export `, `#` comments, single or double quotes (double allow `\n`).
+pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let l = l.strip_prefix("export ").unwrap_or(l);
+        let Some((k, v)) = l.split_once('=') else { continue };
+        let k = k.trim();
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let v = v.trim();
+        let val = if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') {
+            v[1..v.len() - 1].replace("\\n", "\n").replace("\\\"", "\"")
+        } else if v.len() >= 2 && v.starts_with('\'') && v.ends_with('\'') {
+            v[1..v.len() - 1].to_string()
+        } else {
+            // Unquoted: strip an inline comment introduced by " #".
+            match v.find(" #") {
+                Some(i) => v[..i].trim().to_string(),
+                None => v.to_string(),
+            }
+        };
+        out.insert(k.to_string(), val);
+    }
+    out
+}
+
+/// Parses a TOML configuration file whose keys are environment variable names (lower case allowed).
+pub fn parse_toml_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+    let mut out = HashMap::new();
+    for (k, v) in table {
+        let s = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(a) => a
+                .iter()
+                .map(|x| match x {
+                    toml::Value::String(s) => s.clone(),
+                    o => o.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+            other => {
+                return Err(ConfigError(format!(
+                    "config file {}: key {k} has an unsupported value {other}",
+                    path.display()
+                )));
+            }
+        };
+        out.insert(k.to_ascii_uppercase(), s);
+    }
+    Ok(out)
+}
+
+/// Which process manager health-guardian uses (agents.md 8.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessManagerKind {
+    Pm2,
+    Systemd,
+    /// The demo's simulated services, restarted through the sandbox control API.
+    Sandbox,
+}
+
+/// Backend of the host-wide rate budget (agents.md 5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitBackend {
+    Memory,
+    File,
+    Redis,
+}
+
+/// `SMTP_SECURE` (agents.md 7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    Auto,
+    Tls,
+    StartTls,
+    None,
+}
+
+/// API client settings (agents.md 8.3).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// API origin, e.g. `http://localhost:3000` (a path is ignored).
+    pub base_url: String,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub probe_timeout: Duration,
+    pub notify_timeout: Duration,
+    pub retries: u32,
+    pub max_list_items: usize,
+    pub rate_per_second: u32,
+    pub rate_per_minute: u32,
+    pub rate_per_hour: u32,
+    pub logins_per_minute: u32,
+    pub rate_backend: RateLimitBackend,
+    pub rate_redis_url: Option<String>,
+}
+
+/// health-guardian settings (agents.md 8.4).
+#[derive(Debug, Clone)]
+pub struct HealthConfig {
+    pub process_manager: ProcessManagerKind,
+    pub pm2_bin: String,
+    pub systemctl_bin: String,
+    pub pm2_timeout: Duration,
+    pub pm2_jlist_timeout: Duration,
+    /// service key (`middleware`, `realtime`, `web`) → PM2 app name.
+    pub pm2_apps: BTreeMap<String, String>,
+    /// service key → systemd unit.
+    pub systemd_units: BTreeMap<String, String>,
+    pub middleware_probe_url: String,
+    pub realtime_probe_url: String,
+    pub web_probe_url: String,
+    pub probe_confirm_s: u64,
+    pub ecosystem_file: PathBuf,
+    pub node_bin: String,
+    pub memory_threshold_pct: f64,
+    pub host_memory_threshold_pct: f64,
+    pub restart_cooldown_s: u64,
+    pub restart_backoff_base_s: u64,
+    pub restart_backoff_cap_s: u64,
+    pub restart_max_attempts: u32,
+    pub backoff_reset_minutes: u64,
+    /// `WEB_URL` when http(s) with a non-loopback host (edge watch), else `None`.
+    pub edge_url: Option<String>,
+    /// Why the edge watch is off, for the log.
+    pub edge_off_reason: Option<String>,
+    /// Sandbox control API (demo process manager).
+    pub sandbox_control_url: Option<String>,
+}
+
+/// content-lifecycle, fleet-manager and schedule-doctor settings (agents.md 8.5).
+#[derive(Debug, Clone)]
+pub struct EntityConfig {
+    pub orphan_min_age_days: u64,
+    pub max_archives_per_run: usize,
+    pub storage_warn_pct: f64,
+    pub storage_critical_pct: f64,
+    pub storage_max_archives_per_run: usize,
+    pub storage_archive_min_age_days: u64,
+    pub content_detail_reads_per_run: usize,
+    pub thumbnail_probes_per_run: usize,
+    pub thumbnail_recheck_hours: u64,
+    /// Oversized threshold in bytes (`OPS_MAX_FILE_SIZE_MB` × 1 048 576).
+    pub max_file_size_bytes: u64,
+    pub minio_bucket: String,
+    pub offline_minutes: u64,
+    pub persistent_offline_minutes: u64,
+    pub reconnect_verify_s: u64,
+    pub fleet_commands_per_minute: usize,
+    pub fleet_max_commands_per_run: usize,
+    pub fleet_max_commands_per_episode: u32,
+    pub fleet_display_cooldown_minutes: u64,
+    pub location_min_displays: usize,
+    pub fallback_playlist_id: Option<String>,
+    pub overlap_max_comparisons: usize,
+}
+
+/// ops-reporter and alerting settings (agents.md 8.6, 7.8).
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    pub slack_webhook_url: Option<String>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    pub smtp_secure: SmtpSecurity,
+    pub smtp_user: Option<String>,
+    pub smtp_pass: Option<String>,
+    pub smtp_from: String,
+    /// `OPS_ALERT_EMAIL`, else `SMTP_TO` (comma lists); empty → e-mail disabled with a WARNING.
+    pub recipients: Vec<String>,
+    pub dedup_minutes: u64,
+    pub critical_realert_minutes: u64,
+    pub notify_fixes: bool,
+    pub dashboard_max_bytes: usize,
+    pub ops_server_url: Option<String>,
+    pub ops_api_token: Option<String>,
+    /// agent → SLA minutes (agents.md 6.5.2).
+    pub sla_minutes: BTreeMap<AgentName, u64>,
+    /// agent → dead-man heartbeat URL (7.8).
+    pub heartbeat_urls: BTreeMap<AgentName, String>,
+    /// Demo: print would-be messages instead of delivering them.
+    pub capture_only: bool,
+}
+
+/// db-maintainer settings (agents.md 8.7, 8.8).
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    pub database_url: Option<String>,
+    pub redis_url: String,
+    pub vacuum_tables: Vec<String>,
+    pub reindex_indexes: Vec<String>,
+    pub reindex_tables: Vec<String>,
+    pub lock_timeout_s: u64,
+    pub statement_timeout_s: u64,
+    pub redis_scan_max_keys: u64,
+    pub redis_memory_warn_pct: f64,
+    pub pm2_log_dir: PathBuf,
+    pub log_rotate_days: u64,
+    pub log_tail_bytes: u64,
+    pub log_max_bytes: u64,
+    pub audit_max_bytes: u64,
+    /// Raw backup locations (validated by db-maintainer, where a malformed one is an incident, not a config error).
+    pub backup_locations: Vec<String>,
+    pub backup_s3_endpoint: Option<String>,
+    pub backup_max_age_hours: u64,
+    pub backup_pattern: Option<String>,
+    pub aws_access_key: Option<String>,
+    pub aws_secret_key: Option<String>,
+    pub aws_region: String,
+    pub s3_endpoint: Option<String>,
+    pub s3_access_key: Option<String>,
+    pub s3_secret_key: Option<String>,
+    pub s3_region: String,
+    pub s3_buckets: Option<Vec<String>>,
+    pub s3_warn_bytes: Option<u64>,
+}
+
+/// The validated configuration of one process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub root_dir: PathBuf,
+    pub log_dir: PathBuf,
+    pub state_file: PathBuf,
+    pub audit_file: PathBuf,
+    pub lock_timeout_ms: u64,
+    pub max_incidents: usize,
+    pub max_remediations: usize,
+    pub resolved_retention_hours: u64,
+    pub dry_run: bool,
+    pub agents: Vec<AgentName>,
+    /// agent → run deadline in seconds (agents.md 1.2).
+    pub deadlines_s: BTreeMap<AgentName, u64>,
+    pub window_tolerance_s: i64,
+    pub api: ApiConfig,
+    pub health: HealthConfig,
+    pub entity: EntityConfig,
+    pub alert: AlertConfig,
+    pub db: DbConfig,
+    /// The source the configuration was built from (for `config check`).
+    pub source: Source,
+}
+
+const SECRET_SUFFIXES: [&str; 3] = ["_PASSWORD", "_PASS", "_TOKEN"];
+
+/// Whether a variable name is a secret setting (agents.md 5.9).
+pub fn is_secret_var(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    SECRET_SUFFIXES.iter().any(|s| n.ends_with(s))
+        || n.contains("SECRET")
+        || n.ends_with("_KEY")
+        || n == "DATABASE_URL"
+        || n == "SLACK_WEBHOOK_URL"
+        || n.starts_with("OPS_HEARTBEAT_URL_")
+        || n == "HEALTHCHECKS_HEALTH_GUARDIAN_URL"
+        || n.ends_with("REDIS_URL")
+}
+
+fn is_loopback_url(u: &str) -> bool {
+    url::Url::parse(u)
+        .ok()
+        .and_then(|p| p.host_str().map(|h| h.to_string()))
+        .map(|h| {
+            let h = h.trim_start_matches('[').trim_end_matches(']').to_string();
+            h == "localhost"
+                || h.parse::<std::net::IpAddr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
+fn origin_of(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(p) => p.origin().ascii_serialization(),
+        Err(_) => u.to_string(),
+    }
+}
+
+impl Config {
+    /// Loads from the process environment, `<root>/.env` and the optional TOML file (`config_file` wins over
+    /// `OPS_CONFIG_FILE`). Registers every secret value for redaction.
+    pub fn load(config_file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let root = env
+            .get("OPS_ROOT_DIR")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
+        let dotenv = match std::fs::read_to_string(root.join(".env")) {
+            Ok(t) => parse_dotenv(&t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
+            Err(e) => {
+                crate::logging::warn("config", format!("cannot read {}: {e}", root.join(".env").display()));
+                HashMap::new()
+            }
+        };
+        let file_path = config_file.map(PathBuf::from).or_else(|| {
+            env.get("OPS_CONFIG_FILE")
+                .or_else(|| dotenv.get("OPS_CONFIG_FILE"))
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+        });
+        let file = match file_path {
+            Some(p) => parse_toml_file(&p)?,
+            None => HashMap::new(),
+        };
+        Config::from_source(Source::layered(env, dotenv, file), &root)
+    }
+
+    /// Builds and validates a configuration from a source; `default_root` is used when `OPS_ROOT_DIR` is unset.
+    pub fn from_source(src: Source, default_root: &Path) -> Result<Config, ConfigError> {
+        let root = src.get("OPS_ROOT_DIR").map(PathBuf::from).unwrap_or_else(|| default_root.to_path_buf());
+        let log_dir = src.get("OPS_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("logs"));
+        let state_file = src
+            .get("OPS_STATE_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| log_dir.join("ops-state.json"));
+        let state_dir = state_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let audit_file = src
+            .get("OPS_AUDIT_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| state_dir.join("ops-audit.jsonl"));
+        match src.get("OPS_STATE_BACKEND").as_deref() {
+            None | Some("file") => {}
+            Some("redis") => {
+                return Err(ConfigError(
+                    "OPS_STATE_BACKEND: the redis state backend is not available in this version; use file".into(),
+                ));
+            }
+            Some(o) => return Err(ConfigError(format!("OPS_STATE_BACKEND: expected file or redis, got {o:?}"))),
+        }
+
+        let agents = match src.list("OPS_AGENTS") {
+            None => AgentName::ALL.to_vec(),
+            Some(l) if l.is_empty() => AgentName::ALL.to_vec(),
+            Some(l) => l
+                .iter()
+                .map(|a| AgentName::parse(a).map_err(|e| ConfigError(format!("OPS_AGENTS: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let global_deadline = src.get("OPS_RUN_DEADLINE_S").map(|_| ()).map(|_| src.u64("OPS_RUN_DEADLINE_S", 0, 1, 86_400)).transpose()?;
+        let mut deadlines_s = BTreeMap::new();
+        for a in AgentName::ALL {
+            let k = format!("OPS_RUN_DEADLINE_S_{}", a.env_suffix());
+            let d = match src.get(&k) {
+                Some(_) => src.u64(&k, 0, 1, 86_400)?,
+                None => global_deadline.unwrap_or(a.default_deadline_s()),
+            };
+            deadlines_s.insert(a, d);
+        }
+        for a in AgentName::ALL {
+            let k = format!("OPS_SCHEDULE_{}", a.env_suffix());
+            if let Some(c) = src.get(&k)
+                && c.split_whitespace().count() != 5
+            {
+                return Err(ConfigError(format!("{k}: expected a 5-field cron expression, got {c:?}")));
+            }
+        }
+
+        // API
+        let base_url = src
+            .url("VALIDATOR_BASE_URL", Some("http://localhost:3000"), &["http", "https"])?
+            .map(|u| origin_of(&u))
+            .unwrap_or_default();
+        let email = src.get("OPS_EMAIL").or_else(|| src.get("VALIDATOR_EMAIL"));
+        let password = src.get("OPS_PASSWORD").or_else(|| src.get("VALIDATOR_PASSWORD"));
+        let rate_backend = match src.get("OPS_RATE_LIMIT_BACKEND").as_deref() {
+            None | Some("auto") => {
+                if src.get("OPS_RATE_LIMIT_REDIS_URL").is_some() {
+                    RateLimitBackend::Redis
+                } else {
+                    RateLimitBackend::File
+                }
+            }
+            Some("memory") => RateLimitBackend::Memory,
+            Some("file") => RateLimitBackend::File,
+            Some("redis") => RateLimitBackend::Redis,
+            Some(o) => {
+                return Err(ConfigError(format!(
+                    "OPS_RATE_LIMIT_BACKEND: expected auto, memory, file or redis, got {o:?}"
+                )));
+            }
+        };
+        if rate_backend == RateLimitBackend::Redis {
+            return Err(ConfigError(
+                "OPS_RATE_LIMIT_BACKEND: the redis rate budget is not available in this version; use file or memory"
+                    .into(),
+            ));
+        }
+        let api = ApiConfig {
+            base_url,
+            email,
+            password,
+            connect_timeout: Duration::from_millis(src.u64("OPS_HTTP_CONNECT_TIMEOUT_MS", 5000, 1, 600_000)?),
+            request_timeout: Duration::from_millis(src.u64("OPS_HTTP_TIMEOUT_MS", 30_000, 1, 600_000)?),
+            probe_timeout: Duration::from_millis(src.u64("OPS_PROBE_TIMEOUT_MS", 5000, 1, 600_000)?),
+            notify_timeout: Duration::from_millis(src.u64("OPS_NOTIFY_TIMEOUT_MS", 10_000, 1, 600_000)?),
+            retries: src.u64("OPS_HTTP_RETRIES", 3, 0, 10)? as u32,
+            max_list_items: src.u64("OPS_MAX_LIST_ITEMS", 100_000, 1, 100_000_000)? as usize,
+            rate_per_second: src.u64("OPS_RATE_PER_SECOND", 10, 1, 1_000_000)? as u32,
+            rate_per_minute: src.u64("OPS_RATE_PER_MINUTE", 100, 1, 100_000_000)? as u32,
+            rate_per_hour: src.u64("OPS_RATE_PER_HOUR", 1000, 1, 1_000_000_000)? as u32,
+            logins_per_minute: src.u64("OPS_LOGINS_PER_MINUTE", 5, 1, 1_000_000)? as u32,
+            rate_backend,
+            rate_redis_url: src.url("OPS_RATE_LIMIT_REDIS_URL", None, &["redis", "rediss"])?,
+        };
+
+        // health-guardian
+        let process_manager = match src.get("OPS_PROCESS_MANAGER").as_deref() {
+            None | Some("pm2") => ProcessManagerKind::Pm2,
+            Some("systemd") => ProcessManagerKind::Systemd,
+            Some("sandbox") => ProcessManagerKind::Sandbox,
+            Some(o) => {
+                return Err(ConfigError(format!("OPS_PROCESS_MANAGER: expected pm2 or systemd, got {o:?}")));
+            }
+        };
+        let mut pm2_apps = BTreeMap::new();
+        let mut systemd_units = BTreeMap::new();
+        for (svc, app, unit) in [
+            ("middleware", "vizora-middleware", "vizora-middleware.service"),
+            ("realtime", "vizora-realtime", "vizora-realtime.service"),
+            ("web", "vizora-web", "vizora-web.service"),
+        ] {
+            let up = svc.to_ascii_uppercase();
+            pm2_apps.insert(svc.to_string(), src.get(&format!("OPS_PM2_APP_{up}")).unwrap_or(app.into()));
+            systemd_units.insert(svc.to_string(), src.get(&format!("OPS_SYSTEMD_UNIT_{up}")).unwrap_or(unit.into()));
+        }
+        let probe = |key: &str, default: &str| -> Result<String, ConfigError> {
+            let u = src.url(key, Some(default), &["http", "https"])?.unwrap_or_default();
+            if !is_loopback_url(&u) {
+                return Err(ConfigError(format!("{key}: probes are loopback only (got a non-loopback host)")));
+            }
+            Ok(u)
+        };
+        let middleware_probe_url = probe("OPS_MIDDLEWARE_PROBE_URL", "http://127.0.0.1:3000/api/v1/health/ready")?;
+        let realtime_probe_url = probe("OPS_REALTIME_PROBE_URL", "http://127.0.0.1:3002/api/health/ready")?;
+        let web_probe_url = probe("OPS_WEB_PROBE_URL", "http://127.0.0.1:3001/")?;
+        let (edge_url, edge_off_reason) = match src.get("WEB_URL") {
+            None => (None, Some("WEB_URL is unset".to_string())),
+            Some(w) => match url::Url::parse(&w) {
+                Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && !is_loopback_url(&w) => (Some(w), None),
+                Ok(_) => (None, Some("WEB_URL is loopback or not http(s)".to_string())),
+                Err(_) => return Err(ConfigError("WEB_URL: not a valid URL".into())),
+            },
+        };
+        let health = HealthConfig {
+            process_manager,
+            pm2_bin: src.get("OPS_PM2_BIN").unwrap_or_else(|| "pm2".into()),
+            systemctl_bin: src.get("OPS_SYSTEMCTL_BIN").unwrap_or_else(|| "systemctl".into()),
+            pm2_timeout: Duration::from_secs(src.u64("OPS_PM2_TIMEOUT_S", 30, 1, 3600)?),
+            pm2_jlist_timeout: Duration::from_secs(src.u64("OPS_PM2_JLIST_TIMEOUT_S", 15, 1, 3600)?),
+            pm2_apps,
+            systemd_units,
+            middleware_probe_url,
+            realtime_probe_url,
+            web_probe_url,
+            probe_confirm_s: src.u64("OPS_PROBE_CONFIRM_S", 5, 0, 600)?,
+            ecosystem_file: src
+                .get("OPS_ECOSYSTEM_FILE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| root.join("ecosystem.config.js")),
+            node_bin: src.get("OPS_NODE_BIN").unwrap_or_else(|| "node".into()),
+            memory_threshold_pct: src.f64("OPS_MEMORY_THRESHOLD_PCT", 85.0, 0.0, 100.0)?,
+            host_memory_threshold_pct: src.f64("OPS_HOST_MEMORY_THRESHOLD_PCT", 85.0, 0.0, 100.0)?,
+            restart_cooldown_s: src.u64("OPS_RESTART_COOLDOWN_S", 30, 0, 3600)?,
+            restart_backoff_base_s: src.u64("OPS_RESTART_BACKOFF_BASE_S", 30, 0, 86_400)?,
+            restart_backoff_cap_s: src.u64("OPS_RESTART_BACKOFF_CAP_S", 600, 0, 86_400)?,
+            restart_max_attempts: src.u64("OPS_RESTART_MAX_ATTEMPTS", 2, 1, 100)? as u32,
+            backoff_reset_minutes: src.u64("OPS_BACKOFF_RESET_MINUTES", 30, 0, 100_000)?,
+            edge_url,
+            edge_off_reason,
+            sandbox_control_url: src.url("OPS_SANDBOX_CONTROL_URL", None, &["http"])?,
+        };
+
+        let storage_warn_pct = src.f64("OPS_STORAGE_WARN_PCT", 80.0, 0.0, 100.0)?;
+        let storage_critical_pct = src.f64("OPS_STORAGE_CRITICAL_PCT", 90.0, 0.0, 100.0)?;
+        if storage_critical_pct < storage_warn_pct {
+            return Err(ConfigError("OPS_STORAGE_CRITICAL_PCT: must not be below OPS_STORAGE_WARN_PCT".into()));
+        }
+        let offline_minutes = src.u64("OPS_OFFLINE_MINUTES", 15, 1, 100_000)?;
+        let persistent_offline_minutes = src.u64("OPS_PERSISTENT_OFFLINE_MINUTES", 60, 1, 100_000)?;
+        if persistent_offline_minutes <= offline_minutes {
+            return Err(ConfigError(
+                "OPS_PERSISTENT_OFFLINE_MINUTES: must be greater than OPS_OFFLINE_MINUTES".into(),
+            ));
+        }
+        let entity = EntityConfig {
+            orphan_min_age_days: src.u64("OPS_ORPHAN_MIN_AGE_DAYS", 30, 0, 36_500)?,
+            max_archives_per_run: src.u64("OPS_MAX_ARCHIVES_PER_RUN", 100, 0, 1_000_000)? as usize,
+            storage_warn_pct,
+            storage_critical_pct,
+            storage_max_archives_per_run: src.u64("OPS_STORAGE_MAX_ARCHIVES_PER_RUN", 100, 0, 1_000_000)? as usize,
+            storage_archive_min_age_days: src.u64("OPS_STORAGE_ARCHIVE_MIN_AGE_DAYS", 7, 0, 36_500)?,
+            content_detail_reads_per_run: src.u64("OPS_CONTENT_DETAIL_READS_PER_RUN", 100, 0, 100_000_000)? as usize,
+            thumbnail_probes_per_run: src.u64("OPS_THUMBNAIL_PROBES_PER_RUN", 100, 0, 100_000_000)? as usize,
+            thumbnail_recheck_hours: src.u64("OPS_THUMBNAIL_RECHECK_HOURS", 24, 0, 100_000)?,
+            max_file_size_bytes: src.u64("OPS_MAX_FILE_SIZE_MB", 100, 1, 10_000_000)? * 1_048_576,
+            minio_bucket: src.get("MINIO_BUCKET").unwrap_or_else(|| "vizora-assets".into()),
+            offline_minutes,
+            persistent_offline_minutes,
+            reconnect_verify_s: src.u64("OPS_RECONNECT_VERIFY_S", 60, 0, 3600)?,
+            fleet_commands_per_minute: src.u64("OPS_FLEET_COMMANDS_PER_MINUTE", 10, 1, 10_000)? as usize,
+            fleet_max_commands_per_run: src.u64("OPS_FLEET_MAX_COMMANDS_PER_RUN", 20, 0, 100_000)? as usize,
+            fleet_max_commands_per_episode: src.u64("OPS_FLEET_MAX_COMMANDS_PER_EPISODE", 2, 0, 1000)? as u32,
+            fleet_display_cooldown_minutes: src.u64("OPS_FLEET_DISPLAY_COOLDOWN_MINUTES", 30, 0, 100_000)?,
+            location_min_displays: src.u64("OPS_LOCATION_MIN_DISPLAYS", 3, 1, 100_000)? as usize,
+            fallback_playlist_id: src.get("OPS_FALLBACK_PLAYLIST_ID"),
+            overlap_max_comparisons: src.u64("OPS_OVERLAP_MAX_COMPARISONS", 50, 1, 1_000_000)? as usize,
+        };
+
+        // alerting
+        let smtp_secure = match src.get("SMTP_SECURE").map(|s| s.to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => SmtpSecurity::Auto,
+            Some("tls") | Some("true") => SmtpSecurity::Tls,
+            Some("starttls") => SmtpSecurity::StartTls,
+            Some("none") | Some("false") => SmtpSecurity::None,
+            Some(o) => {
+                return Err(ConfigError(format!("SMTP_SECURE: expected auto, tls, starttls or none, got {o:?}")));
+            }
+        };
+        let recipients = src
+            .list("OPS_ALERT_EMAIL")
+            .filter(|l| !l.is_empty())
+            .or_else(|| src.list("SMTP_TO"))
+            .unwrap_or_default();
+        for r in &recipients {
+            if !r.contains('@') || r.contains(char::is_whitespace) {
+                return Err(ConfigError(format!("OPS_ALERT_EMAIL/SMTP_TO: {r:?} is not an e-mail address")));
+            }
+        }
+        let legacy_sla = src.get("OPS_WATCHDOG_SLA_MINUTES").map(|_| src.u64("OPS_WATCHDOG_SLA_MINUTES", 0, 1, 1_000_000)).transpose()?;
+        let mut sla_minutes = BTreeMap::new();
+        let mut heartbeat_urls = BTreeMap::new();
+        for a in AgentName::ALL {
+            let default = match a {
+                AgentName::DbMaintainer => 1560,
+                _ => legacy_sla.unwrap_or(a.interval_s() * 2 / 60),
+            };
+            let k = format!("OPS_SLA_{}_MINUTES", a.env_suffix());
+            sla_minutes.insert(a, src.u64(&k, default, 1, 1_000_000)?);
+            let hk = format!("OPS_HEARTBEAT_URL_{}", a.env_suffix());
+            let mut hb = src.url(&hk, None, &["http", "https"])?;
+            if hb.is_none() && a == AgentName::HealthGuardian {
+                hb = src.url("HEALTHCHECKS_HEALTH_GUARDIAN_URL", None, &["http", "https"])?;
+            }
+            if let Some(h) = hb {
+                heartbeat_urls.insert(a, h);
+            }
+        }
+        let alert = AlertConfig {
+            slack_webhook_url: src.url("SLACK_WEBHOOK_URL", None, &["http", "https"])?,
+            smtp_host: src.get("SMTP_HOST"),
+            smtp_port: src.u64("SMTP_PORT", 587, 1, 65_535)? as u16,
+            smtp_secure,
+            smtp_user: src.get("SMTP_USER"),
+            smtp_pass: src.get("SMTP_PASS").or_else(|| src.get("SMTP_PASSWORD")),
+            smtp_from: src.get("SMTP_FROM").unwrap_or_else(|| "vizora-ops@vizora.cloud".into()),
+            recipients,
+            dedup_minutes: src.u64("OPS_ALERT_DEDUP_MINUTES", 60, 0, 1_000_000)?,
+            critical_realert_minutes: src.u64("OPS_CRITICAL_REALERT_MINUTES", 60, 0, 1_000_000)?,
+            notify_fixes: src.bool("OPS_NOTIFY_FIXES", true)?,
+            dashboard_max_bytes: src.u64("OPS_DASHBOARD_MAX_BYTES", 90_000, 1_000, 100_000_000)? as usize,
+            ops_server_url: src.url("OPS_SERVER_URL", None, &["http", "https"])?,
+            ops_api_token: src.get("OPS_API_TOKEN"),
+            sla_minutes,
+            heartbeat_urls,
+            capture_only: src.bool("OPS_ALERT_CAPTURE_ONLY", false)?,
+        };
+
+        // db-maintainer
+        let ident = regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("regex");
+        let ident_list = |key: &str, default: &[&str]| -> Result<Vec<String>, ConfigError> {
+            let l = src
+                .list(key)
+                .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
+            for i in &l {
+                if !ident.is_match(i) {
+                    return Err(ConfigError(format!("{key}: {i:?} is not a plain SQL identifier")));
+                }
+            }
+            Ok(l)
+        };
+        let vacuum_tables = ident_list(
+            "OPS_VACUUM_TABLES",
+            &["Content", "devices", "Schedule", "Playlist", "AuditLog", "users", "content_impressions"],
+        )?;
+        let reindex_indexes = ident_list(
+            "OPS_REINDEX_INDEXES",
+            &[
+                "devices_organizationId_idx",
+                "devices_status_idx",
+                "devices_lastHeartbeat_idx",
+                "devices_organizationId_status_createdAt_idx",
+                "Content_organizationId_status_createdAt_idx",
+                "Content_status_idx",
+                "Content_expiresAt_idx",
+                "Schedule_organizationId_isActive_priority_createdAt_idx",
+                "Schedule_displayId_startDate_endDate_idx",
+                "PlaylistItem_playlistId_idx",
+                "PlaylistItem_contentId_idx",
+                "AuditLog_createdAt_idx",
+            ],
+        )?;
+        let reindex_tables = ident_list("OPS_REINDEX_TABLES", &[])?;
+        let database_url = src.get("DATABASE_URL");
+        if let Some(d) = &database_url
+            && !(d.starts_with("postgres://") || d.starts_with("postgresql://"))
+        {
+            return Err(ConfigError("DATABASE_URL: expected a postgres:// or postgresql:// URL".into()));
+        }
+        let backup_locations = match src.list("OPS_BACKUP_LOCATIONS") {
+            Some(l) => l,
+            None => {
+                let mut l = Vec::new();
+                if let Some(d) = src.get("BACKUP_DIR") {
+                    l.push(d);
+                }
+                if let Some(b) = src.get("BACKUP_S3_BUCKET") {
+                    l.push(if b.starts_with("s3://") { b } else { format!("s3://{b}") });
+                }
+                l
+            }
+        };
+        let s3_endpoint = match src.get("OPS_S3_ENDPOINT") {
+            Some(e) => src.url("OPS_S3_ENDPOINT", Some(&e), &["http", "https"])?,
+            None => match src.get("MINIO_ENDPOINT") {
+                Some(h) => {
+                    let ssl = src.bool("MINIO_USE_SSL", false)?;
+                    let port = src.u64("MINIO_PORT", 9000, 1, 65_535)?;
+                    let host = h.trim_start_matches("http://").trim_start_matches("https://").to_string();
+                    Some(format!("{}://{}:{}", if ssl { "https" } else { "http" }, host, port))
+                }
+                None => None,
+            },
+        };
+        let db = DbConfig {
+            database_url,
+            redis_url: src.url("REDIS_URL", Some("redis://localhost:6379"), &["redis", "rediss"])?.unwrap_or_default(),
+            vacuum_tables,
+            reindex_indexes,
+            reindex_tables,
+            lock_timeout_s: src.u64("OPS_DB_LOCK_TIMEOUT_S", 30, 1, 86_400)?,
+            statement_timeout_s: src.u64("OPS_DB_STATEMENT_TIMEOUT_S", 1800, 1, 86_400)?,
+            redis_scan_max_keys: src.u64("OPS_REDIS_SCAN_MAX_KEYS", 100_000, 0, 1_000_000_000)?,
+            redis_memory_warn_pct: src.f64("OPS_REDIS_MEMORY_WARN_PCT", 85.0, 0.0, 100.0)?,
+            pm2_log_dir: src.get("OPS_PM2_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| log_dir.clone()),
+            log_rotate_days: src.u64("OPS_LOG_ROTATE_DAYS", 7, 0, 36_500)?,
+            log_tail_bytes: src.u64("OPS_LOG_TAIL_BYTES", 1_048_576, 1, u64::MAX / 2)?,
+            log_max_bytes: src.u64("OPS_LOG_MAX_BYTES", 52_428_800, 1, u64::MAX / 2)?,
+            audit_max_bytes: src.u64("OPS_AUDIT_MAX_BYTES", 52_428_800, 1, u64::MAX / 2)?,
+            backup_locations,
+            backup_s3_endpoint: src.url("OPS_BACKUP_S3_ENDPOINT", None, &["http", "https"])?,
+            backup_max_age_hours: src.u64("OPS_BACKUP_MAX_AGE_HOURS", 24, 1, 1_000_000)?,
+            backup_pattern: src.get("OPS_BACKUP_PATTERN"),
+            aws_access_key: src.get("AWS_ACCESS_KEY_ID"),
+            aws_secret_key: src.get("AWS_SECRET_ACCESS_KEY"),
+            aws_region: src.get("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            s3_access_key: src
+                .get("OPS_S3_ACCESS_KEY")
+                .or_else(|| src.get("MINIO_ACCESS_KEY"))
+                .or_else(|| src.get("AWS_ACCESS_KEY_ID")),
+            s3_secret_key: src
+                .get("OPS_S3_SECRET_KEY")
+                .or_else(|| src.get("MINIO_SECRET_KEY"))
+                .or_else(|| src.get("AWS_SECRET_ACCESS_KEY")),
+            s3_endpoint,
+            s3_region: src.get("OPS_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+            s3_buckets: src.list("OPS_S3_BUCKETS").filter(|l| !l.is_empty()),
+            s3_warn_bytes: src.get("OPS_S3_WARN_BYTES").map(|_| src.u64("OPS_S3_WARN_BYTES", 0, 0, u64::MAX / 2)).transpose()?,
+        };
+
+        let cfg = Config {
+            root_dir: root,
+            log_dir,
+            state_file,
+            audit_file,
+            lock_timeout_ms: src.u64("OPS_LOCK_TIMEOUT_MS", 5000, 1, 600_000)?,
+            max_incidents: src.u64("OPS_MAX_INCIDENTS", 200, 1, 1_000_000)? as usize,
+            max_remediations: src.u64("OPS_MAX_REMEDIATIONS", 100, 1, 1_000_000)? as usize,
+            resolved_retention_hours: src.u64("OPS_RESOLVED_RETENTION_HOURS", 24, 0, 1_000_000)?,
+            dry_run: src.bool("OPS_DRY_RUN", false)?,
+            agents,
+            deadlines_s,
+            window_tolerance_s: src.u64("OPS_WINDOW_TOLERANCE_S", 120, 0, 86_400)? as i64,
+            api,
+            health,
+            entity,
+            alert,
+            db,
+            source: src,
+        };
+        cfg.register_secrets();
+        Ok(cfg)
+    }
+
+    /// Registers every secret value with the redactor (agents.md 5.9).
+    pub fn register_secrets(&self) {
+        for k in self.source.keys() {
+            if is_secret_var(k)
+                && let Some(v) = self.source.get(k)
+            {
+                crate::redact::register_secret(&v);
+            }
+        }
+        if let Some(p) = &self.api.password {
+            crate::redact::register_secret(p);
+        }
+        if let Some(p) = &self.alert.smtp_pass {
+            crate::redact::register_secret(p);
+        }
+    }
+
+    /// The state directory (the state file's directory).
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The run deadline of an agent (agents.md 1.2).
+    pub fn deadline(&self, agent: AgentName) -> Duration {
+        Duration::from_secs(*self.deadlines_s.get(&agent).unwrap_or(&agent.default_deadline_s()))
+    }
+
+    /// Every known variable with its effective value, secrets masked, for `config check`.
+    pub fn describe(&self) -> Vec<(String, String)> {
+        let mut keys: Vec<&String> = self.source.keys().collect();
+        keys.sort();
+        let mut out = vec![
+            ("root dir".to_string(), self.root_dir.display().to_string()),
+            ("state file".to_string(), self.state_file.display().to_string()),
+            ("audit file".to_string(), self.audit_file.display().to_string()),
+            ("API origin".to_string(), self.api.base_url.clone()),
+            (
+                "API credentials".to_string(),
+                match (&self.api.email, &self.api.password) {
+                    (Some(e), Some(_)) => format!("{e} / ***"),
+                    _ => "not set".to_string(),
+                },
+            ),
+            ("agents".to_string(), self.agents.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",")),
+            ("dry run".to_string(), self.dry_run.to_string()),
+            ("process manager".to_string(), format!("{:?}", self.health.process_manager)),
+            (
+                "slack".to_string(),
+                self.alert
+                    .slack_webhook_url
+                    .as_deref()
+                    .map(crate::redact::url_host_only)
+                    .unwrap_or_else(|| "not set".into()),
+            ),
+            (
+                "email".to_string(),
+                match &self.alert.smtp_host {
+                    Some(h) => format!("{h}:{} → {}", self.alert.smtp_port, self.alert.recipients.join(",")),
+                    None => "not set".into(),
+                },
+            ),
+            (
+                "database".to_string(),
+                self.db.database_url.as_deref().map(crate::redact::redact_str).unwrap_or_else(|| "not set".into()),
+            ),
+        ];
+        for k in keys {
+            if !(k.starts_with("OPS_")
+                || k.starts_with("VALIDATOR_")
+                || k.starts_with("SMTP_")
+                || k.starts_with("MINIO_")
+                || k.starts_with("BACKUP_")
+                || ["SLACK_WEBHOOK_URL", "DATABASE_URL", "REDIS_URL", "WEB_URL", "REALTIME_URL"].contains(&k.as_str()))
+            {
+                continue;
+            }
+            let v = self.source.raw(k).unwrap_or("");
+            let shown = if is_secret_var(k) {
+                "***".to_string()
+            } else {
+                crate::redact::redact_str(v)
+            };
+            out.push((format!("{k} ({})", self.source.vals[k].1), shown));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_source(Source::from_pairs(pairs.iter().copied()), Path::new("/tmp/ops-root"))
+    }
+
+    #[test]
+    fn defaults_match_agents_md_section_8() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.state_file, PathBuf::from("/tmp/ops-root/logs/ops-state.json"));
+        assert_eq!(c.audit_file, PathBuf::from("/tmp/ops-root/logs/ops-audit.jsonl"));
+        assert_eq!(c.api.rate_per_minute, 100);
+        assert_eq!(c.entity.max_file_size_bytes, 100 * 1_048_576);
+        assert_eq!(c.deadline(AgentName::FleetManager).as_secs(), 480);
+        assert_eq!(c.alert.sla_minutes[&AgentName::DbMaintainer], 1560);
+        assert_eq!(c.alert.sla_minutes[&AgentName::HealthGuardian], 10);
+        assert_eq!(c.db.vacuum_tables.len(), 7);
+    }
+
+    #[test]
+    fn invalid_values_are_errors_naming_the_variable() {
+        let e = cfg(&[("OPS_AGENTS", "health-guardian,bogus")]).unwrap_err().to_string();
+        assert!(e.contains("OPS_AGENTS") && e.contains("bogus"), "{e}");
+        let e = cfg(&[("OPS_RATE_PER_SECOND", "-3")]).unwrap_err().to_string();
+        assert!(e.contains("OPS_RATE_PER_SECOND"), "{e}");
+        let e = cfg(&[("VALIDATOR_BASE_URL", "not a url")]).unwrap_err().to_string();
+        assert!(e.contains("VALIDATOR_BASE_URL"), "{e}");
+        let e = cfg(&[("OPS_DRY_RUN", "maybe")]).unwrap_err().to_string();
+        assert!(e.contains("OPS_DRY_RUN"), "{e}");
+        let e = cfg(&[("OPS_MIDDLEWARE_PROBE_URL", "http://example.com/api/v1/health/ready")]).unwrap_err().to_string();
+        assert!(e.contains("loopback"), "{e}");
+        let e = cfg(&[("OPS_VACUUM_TABLES", "Content; DROP TABLE x")]).unwrap_err().to_string();
+        assert!(e.contains("OPS_VACUUM_TABLES"), "{e}");
+    }
+
+    #[test]
+    fn ops_credentials_win_over_validator_and_empty_is_unset() {
+        let c = cfg(&[
+            ("OPS_EMAIL", ""),
+            ("VALIDATOR_EMAIL", "v@x.test"),
+            ("OPS_PASSWORD", "opspw-1"),
+            ("VALIDATOR_PASSWORD", "valpw-1"),
+        ])
+        .unwrap();
+        assert_eq!(c.api.email.as_deref(), Some("v@x.test"));
+        assert_eq!(c.api.password.as_deref(), Some("opspw-1"));
+    }
+
+    #[test]
+    fn dotenv_never_overrides_the_environment_and_file_is_lowest() {
+        let env = HashMap::from([("OPS_EMAIL".to_string(), String::new())]);
+        let dotenv = parse_dotenv("# c\nexport OPS_EMAIL=dot@x.test\nOPS_PASSWORD=\"a\\nb\"\nOPS_AGENTS='fleet-manager'\n");
+        let file = HashMap::from([("ops_agents".to_string(), "schedule-doctor".to_string()), ("OPS_MAX_INCIDENTS".to_string(), "7".to_string())]);
+        let s = Source::layered(env, dotenv, file);
+        assert_eq!(s.raw("OPS_EMAIL"), Some(""), "env wins even when empty");
+        assert_eq!(s.raw("OPS_PASSWORD"), Some("a\nb"));
+        assert_eq!(s.raw("OPS_AGENTS"), Some("fleet-manager"));
+        assert_eq!(s.raw("OPS_MAX_INCIDENTS"), Some("7"));
+    }
+}

@@ -1,0 +1,568 @@
+//! The shared model of agents.md section 2: severities, incidents, remediation actions, agent results and the
+//! `ops-state.json` document, with field names compatible with the TypeScript agents (camelCase, optional fields
+//! omitted when absent, unknown fields kept).
+//!
+//! This module holds data and pure rules over it (status computation, active/resolved predicates, id parsing). It
+//! does no I/O; the state store (`crate::state`) reads and writes it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// One of the six agents (agents.md 1.1), plus the watchdog pass recorded inside ops-reporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AgentName {
+    HealthGuardian,
+    ContentLifecycle,
+    FleetManager,
+    ScheduleDoctor,
+    OpsReporter,
+    DbMaintainer,
+    /// The watchdog pass of ops-reporter (agents.md 6.5.2); never run on its own.
+    OpsWatchdog,
+}
+
+impl AgentName {
+    /// The six runnable agents in the demo order of design/README.md §1.
+    pub const ALL: [AgentName; 6] = [
+        AgentName::HealthGuardian,
+        AgentName::FleetManager,
+        AgentName::ContentLifecycle,
+        AgentName::ScheduleDoctor,
+        AgentName::DbMaintainer,
+        AgentName::OpsReporter,
+    ];
+
+    /// The verbatim name used in ids, `lastRun`, `agentResults`, logs and audit lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentName::HealthGuardian => "health-guardian",
+            AgentName::ContentLifecycle => "content-lifecycle",
+            AgentName::FleetManager => "fleet-manager",
+            AgentName::ScheduleDoctor => "schedule-doctor",
+            AgentName::OpsReporter => "ops-reporter",
+            AgentName::DbMaintainer => "db-maintainer",
+            AgentName::OpsWatchdog => "ops-watchdog",
+        }
+    }
+
+    /// Parses a runnable agent name (not `ops-watchdog`). Errors name the accepted values.
+    pub fn parse(s: &str) -> Result<AgentName, String> {
+        AgentName::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == s.trim())
+            .ok_or_else(|| {
+                format!(
+                    "unknown agent {s:?} (expected one of: {})",
+                    AgentName::ALL.map(|a| a.as_str()).join(", ")
+                )
+            })
+    }
+
+    /// Nominal interval in seconds (agents.md 1.2).
+    pub fn interval_s(self) -> u64 {
+        match self {
+            AgentName::HealthGuardian => 300,
+            AgentName::FleetManager => 600,
+            AgentName::ContentLifecycle | AgentName::ScheduleDoctor => 900,
+            AgentName::OpsReporter | AgentName::OpsWatchdog => 1800,
+            AgentName::DbMaintainer => 86_400,
+        }
+    }
+
+    /// Default run deadline in seconds: 80 % of the interval, db-maintainer 7 200 s (agents.md 1.2).
+    pub fn default_deadline_s(self) -> u64 {
+        match self {
+            AgentName::DbMaintainer => 7_200,
+            a => a.interval_s() * 8 / 10,
+        }
+    }
+
+    /// Staggered default cron (agents.md 1.2).
+    pub fn default_cron(self) -> &'static str {
+        match self {
+            AgentName::HealthGuardian => "*/5 * * * *",
+            AgentName::FleetManager => "2-59/10 * * * *",
+            AgentName::ContentLifecycle => "4-59/15 * * * *",
+            AgentName::ScheduleDoctor => "7-59/15 * * * *",
+            AgentName::OpsReporter | AgentName::OpsWatchdog => "10,40 * * * *",
+            AgentName::DbMaintainer => "0 3 * * *",
+        }
+    }
+
+    /// Upper-case environment suffix: `health-guardian` → `HEALTH_GUARDIAN`.
+    pub fn env_suffix(self) -> String {
+        self.as_str().to_ascii_uppercase().replace('-', "_")
+    }
+}
+
+impl fmt::Display for AgentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Incident severity (agents.md 2.1). Unknown strings from other writers are kept verbatim in `Other` and are
+/// neither warning nor critical.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+    Other(String),
+}
+
+impl Severity {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+            Severity::Other(s) => s,
+        }
+    }
+    /// Rank for comparisons: info 1 < warning 2 < critical 3; unknown 0.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Severity::Info => 1,
+            Severity::Warning => 2,
+            Severity::Critical => 3,
+            Severity::Other(_) => 0,
+        }
+    }
+    /// Warning or critical: the severities that change the status, alert and make exit codes non-zero.
+    pub fn counts(&self) -> bool {
+        matches!(self, Severity::Warning | Severity::Critical)
+    }
+}
+
+impl Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "info" => Severity::Info,
+            "warning" => Severity::Warning,
+            "critical" => Severity::Critical,
+            _ => Severity::Other(s),
+        })
+    }
+}
+
+/// Incident status (agents.md 2.1). Unknown strings count as active.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum IncidentStatus {
+    Open,
+    Escalated,
+    Resolved,
+    Other(String),
+}
+
+impl IncidentStatus {
+    pub fn as_str(&self) -> &str {
+        match self {
+            IncidentStatus::Open => "open",
+            IncidentStatus::Escalated => "escalated",
+            IncidentStatus::Resolved => "resolved",
+            IncidentStatus::Other(s) => s,
+        }
+    }
+    /// `open`, `escalated` or unknown (agents.md 1.1, 2.1).
+    pub fn is_active(&self) -> bool {
+        !matches!(self, IncidentStatus::Resolved)
+    }
+}
+
+impl Serialize for IncidentStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+impl<'de> Deserialize<'de> for IncidentStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "open" => IncidentStatus::Open,
+            "escalated" => IncidentStatus::Escalated,
+            "resolved" => IncidentStatus::Resolved,
+            _ => IncidentStatus::Other(s),
+        })
+    }
+}
+
+/// `HEALTHY` / `DEGRADED` / `CRITICAL` (agents.md 2.1, 2.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
+pub enum SystemStatus {
+    #[serde(rename = "HEALTHY")]
+    Healthy,
+    #[serde(rename = "DEGRADED")]
+    Degraded,
+    #[serde(rename = "CRITICAL")]
+    Critical,
+}
+
+impl SystemStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SystemStatus::Healthy => "HEALTHY",
+            SystemStatus::Degraded => "DEGRADED",
+            SystemStatus::Critical => "CRITICAL",
+        }
+    }
+    /// Parses `HEALTHY`/`DEGRADED`/`CRITICAL`; anything else is `None`.
+    pub fn parse(s: &str) -> Option<SystemStatus> {
+        match s {
+            "HEALTHY" => Some(SystemStatus::Healthy),
+            "DEGRADED" => Some(SystemStatus::Degraded),
+            "CRITICAL" => Some(SystemStatus::Critical),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SystemStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Formats an instant as ISO-8601 UTC with milliseconds and `Z` (agents.md 1.1).
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Parses any RFC 3339 timestamp; unparseable → `None` ("unknown", never now or epoch; agents.md 1.1).
+pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// An incident (agents.md 2.2). Field order is the serialisation order of 4.5; unknown fields round-trip in `extra`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Incident {
+    /// `<agent>:<type>:<targetId>`, the upsert key.
+    pub id: String,
+    pub agent: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub severity: Severity,
+    /// Entity kind (`service`, `content`, `display`, …).
+    pub target: String,
+    pub target_id: String,
+    /// Start of the episode (ISO timestamp).
+    pub detected: String,
+    pub message: String,
+    pub remediation: String,
+    pub status: IncidentStatus,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerted_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerted_severity: Option<Severity>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerted_status: Option<IncidentStatus>,
+    /// Unknown fields from other writers, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Incident {
+    /// A new open incident with id `<agent>:<kind>:<target_id>`, `detected = now`, 0 attempts.
+    pub fn new(
+        agent: AgentName,
+        kind: &str,
+        severity: Severity,
+        target: &str,
+        target_id: &str,
+        message: impl Into<String>,
+        remediation: impl Into<String>,
+        now: DateTime<Utc>,
+    ) -> Incident {
+        Incident {
+            id: incident_id(agent, kind, target_id),
+            agent: agent.as_str().to_string(),
+            kind: kind.to_string(),
+            severity,
+            target: target.to_string(),
+            target_id: target_id.to_string(),
+            detected: ts(now),
+            message: message.into(),
+            remediation: remediation.into(),
+            status: IncidentStatus::Open,
+            attempts: 0,
+            resolved_at: None,
+            error: None,
+            last_attempt_at: None,
+            alerted_at: None,
+            alerted_severity: None,
+            alerted_status: None,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status.is_active()
+    }
+}
+
+/// `<agent>:<type>:<targetId>` (agents.md 2.2).
+pub fn incident_id(agent: AgentName, kind: &str, target_id: &str) -> String {
+    format!("{}:{}:{}", agent.as_str(), kind, target_id)
+}
+
+/// Splits an incident id at its first two colons: `(agent, type, targetId)`; `None` if it has fewer than two.
+pub fn parse_incident_id(id: &str) -> Option<(&str, &str, &str)> {
+    let mut it = id.splitn(3, ':');
+    Some((it.next()?, it.next()?, it.next()?))
+}
+
+/// A remediation action (agents.md 2.3). `before`/`after` are small projections (5.8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemediationAction {
+    pub agent: String,
+    /// Start of the action (ISO timestamp).
+    pub timestamp: String,
+    /// Human description, e.g. `Archive orphaned content "Spring Menu"`.
+    pub action: String,
+    pub target: String,
+    pub target_id: String,
+    /// HTTP verb, `pm2 restart`, `pm2 reload`, `systemctl restart`, `SQL` or `FILE`.
+    pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+    pub success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The result of one agent run (agents.md 2.3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentResult {
+    pub agent: String,
+    /// End of the run (= `lastRun[agent]`).
+    pub timestamp: String,
+    pub duration_ms: u64,
+    /// Warning + critical findings raised.
+    pub issues_found: u32,
+    /// Verified remediations only.
+    pub issues_fixed: u32,
+    pub issues_escalated: u32,
+    /// Raised plus resolved copies of this run.
+    #[serde(default)]
+    pub incidents: Vec<Incident>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info_found: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issues_resolved: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The `ops-state.json` document (agents.md 2.3, 4.5). `agent_results` and `last_run` keep unknown agents' entries;
+/// entries that fail to parse as typed values are kept as raw JSON in the `*_raw` maps so they round-trip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpsState {
+    pub system_status: SystemStatus,
+    pub last_updated: String,
+    /// agent → ISO time of its last completed run; `ops-reporter:last-alert` = last delivered status alert.
+    pub last_run: Map<String, Value>,
+    pub incidents: Vec<Incident>,
+    pub recent_remediations: Vec<RemediationAction>,
+    /// agent → AgentResult (raw JSON so that other writers' entries stay untouched).
+    pub agent_results: Map<String, Value>,
+}
+
+impl OpsState {
+    /// The empty state `{HEALTHY, now, {}, [], [], {}}` (agents.md 4.4).
+    pub fn empty(now: DateTime<Utc>) -> OpsState {
+        OpsState {
+            system_status: SystemStatus::Healthy,
+            last_updated: ts(now),
+            last_run: Map::new(),
+            incidents: Vec::new(),
+            recent_remediations: Vec::new(),
+            agent_results: Map::new(),
+        }
+    }
+
+    /// The status computed from the incidents (agents.md 2.4).
+    pub fn computed_status(&self) -> SystemStatus {
+        compute_status(self.incidents.iter())
+    }
+
+    /// The typed AgentResult of an agent, if present and parseable.
+    pub fn agent_result(&self, agent: &str) -> Option<AgentResult> {
+        self.agent_results
+            .get(agent)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// `lastRun[key]` parsed as a timestamp; missing or unparseable → `None`.
+    pub fn last_run_at(&self, key: &str) -> Option<DateTime<Utc>> {
+        self.last_run
+            .get(key)
+            .and_then(|v| v.as_str())
+            .and_then(parse_ts)
+    }
+
+    /// Serialises with the key order of agents.md 4.5.
+    pub fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("systemStatus".into(), Value::String(self.system_status.as_str().into()));
+        m.insert("lastUpdated".into(), Value::String(self.last_updated.clone()));
+        m.insert("lastRun".into(), Value::Object(self.last_run.clone()));
+        m.insert(
+            "incidents".into(),
+            serde_json::to_value(&self.incidents).unwrap_or(Value::Array(vec![])),
+        );
+        m.insert(
+            "recentRemediations".into(),
+            serde_json::to_value(&self.recent_remediations).unwrap_or(Value::Array(vec![])),
+        );
+        m.insert("agentResults".into(), Value::Object(self.agent_results.clone()));
+        Value::Object(m)
+    }
+
+    /// Parses a state document. Each missing top-level field defaults on its own; a known field of the wrong type
+    /// (or a non-object top level) is an error naming the field (agents.md 4.4).
+    pub fn from_value(v: Value, now: DateTime<Utc>) -> Result<OpsState, String> {
+        let Value::Object(mut m) = v else {
+            return Err("top level is not a JSON object".into());
+        };
+        let mut st = OpsState::empty(now);
+        if let Some(s) = m.remove("systemStatus") {
+            match s.as_str().and_then(SystemStatus::parse) {
+                Some(x) => st.system_status = x,
+                None if s.is_string() => {}
+                None => return Err("field systemStatus has the wrong type".into()),
+            }
+        }
+        if let Some(s) = m.remove("lastUpdated") {
+            match s {
+                Value::String(s) => st.last_updated = s,
+                _ => return Err("field lastUpdated has the wrong type".into()),
+            }
+        }
+        if let Some(s) = m.remove("lastRun") {
+            match s {
+                Value::Object(o) => st.last_run = o,
+                _ => return Err("field lastRun has the wrong type".into()),
+            }
+        }
+        if let Some(s) = m.remove("incidents") {
+            st.incidents = serde_json::from_value(s)
+                .map_err(|e| format!("field incidents is malformed: {e}"))?;
+        }
+        if let Some(s) = m.remove("recentRemediations") {
+            st.recent_remediations = serde_json::from_value(s)
+                .map_err(|e| format!("field recentRemediations is malformed: {e}"))?;
+        }
+        if let Some(s) = m.remove("agentResults") {
+            match s {
+                Value::Object(o) => st.agent_results = o,
+                _ => return Err("field agentResults has the wrong type".into()),
+            }
+        }
+        Ok(st)
+    }
+}
+
+/// CRITICAL if any active incident is critical, DEGRADED if any active one is warning, else HEALTHY (agents.md 2.4).
+pub fn compute_status<'a>(incidents: impl Iterator<Item = &'a Incident>) -> SystemStatus {
+    let mut st = SystemStatus::Healthy;
+    for i in incidents.filter(|i| i.is_active()) {
+        match i.severity {
+            Severity::Critical => return SystemStatus::Critical,
+            Severity::Warning => st = SystemStatus::Degraded,
+            _ => {}
+        }
+    }
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(sev: Severity, status: IncidentStatus) -> Incident {
+        let mut i = Incident::new(
+            AgentName::FleetManager,
+            "display_offline",
+            sev,
+            "display",
+            "d1",
+            "m",
+            "r",
+            Utc::now(),
+        );
+        i.status = status;
+        i
+    }
+
+    #[test]
+    fn escalated_critical_makes_status_critical_and_info_never_counts() {
+        let a = [inc(Severity::Info, IncidentStatus::Open)];
+        assert_eq!(compute_status(a.iter()), SystemStatus::Healthy);
+        let b = [
+            inc(Severity::Warning, IncidentStatus::Open),
+            inc(Severity::Critical, IncidentStatus::Resolved),
+        ];
+        assert_eq!(compute_status(b.iter()), SystemStatus::Degraded);
+        let c = [inc(Severity::Critical, IncidentStatus::Escalated)];
+        assert_eq!(compute_status(c.iter()), SystemStatus::Critical);
+    }
+
+    #[test]
+    fn incident_id_with_colons_in_target_parses_at_first_two() {
+        assert_eq!(
+            parse_incident_id("health-guardian:pm2-errored:vizora-web:0"),
+            Some(("health-guardian", "pm2-errored", "vizora-web:0"))
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_enum_values_round_trip() {
+        let raw = serde_json::json!({"id":"a:b:c","agent":"a","type":"b","severity":"fatal","target":"x",
+            "targetId":"c","detected":"2026-01-01T00:00:00.000Z","message":"m","remediation":"r",
+            "status":"snoozed","attempts":1,"customField":{"k":1}});
+        let i: Incident = serde_json::from_value(raw.clone()).unwrap();
+        assert!(i.is_active(), "unknown status counts as active");
+        assert!(!i.severity.counts());
+        assert_eq!(serde_json::to_value(&i).unwrap(), raw);
+    }
+}
