@@ -52,7 +52,12 @@ pub fn age_s(now: DateTime<Utc>, then: DateTime<Utc>) -> i64 {
 
 /// The "at least `window_s` since `then`" test of agents.md 1.1: the age at the run's start compared with the window
 /// minus the early margin `tolerance_s`. A negative age counts as 0, so it never extends a window.
-pub fn window_elapsed(now: DateTime<Utc>, then: DateTime<Utc>, window_s: i64, tolerance_s: i64) -> bool {
+pub fn window_elapsed(
+    now: DateTime<Utc>,
+    then: DateTime<Utc>,
+    window_s: i64,
+    tolerance_s: i64,
+) -> bool {
     age_s(now, then) >= window_s - tolerance_s
 }
 

@@ -41,7 +41,9 @@ impl Source {
     }
 
     /// A source from the given pairs only (tests, the demo).
-    pub fn from_pairs<I: IntoIterator<Item = (K, V)>, K: Into<String>, V: Into<String>>(pairs: I) -> Source {
+    pub fn from_pairs<I: IntoIterator<Item = (K, V)>, K: Into<String>, V: Into<String>>(
+        pairs: I,
+    ) -> Source {
         Source {
             vals: pairs
                 .into_iter()
@@ -57,7 +59,10 @@ impl Source {
 
     /// The value if set and non-empty after trimming.
     pub fn get(&self, key: &str) -> Option<String> {
-        self.raw(key).map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+        self.raw(key)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
     }
 
     fn keys(&self) -> impl Iterator<Item = &String> {
@@ -71,7 +76,9 @@ impl Source {
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" => Ok(true),
                 "false" | "0" | "no" | "" => Ok(false),
-                _ => Err(ConfigError(format!("{key}: expected true/false/1/0/yes/no, got {v:?}"))),
+                _ => Err(ConfigError(format!(
+                    "{key}: expected true/false/1/0/yes/no, got {v:?}"
+                ))),
             },
         }
     }
@@ -82,10 +89,14 @@ impl Source {
             None => Ok(default),
             Some(v) => {
                 let n: u64 = v.parse().map_err(|_| {
-                    ConfigError(format!("{key}: expected a whole number between {min} and {max}, got {v:?}"))
+                    ConfigError(format!(
+                        "{key}: expected a whole number between {min} and {max}, got {v:?}"
+                    ))
                 })?;
                 if n < min || n > max {
-                    return Err(ConfigError(format!("{key}: {n} is out of range {min}..={max}")));
+                    return Err(ConfigError(format!(
+                        "{key}: {n} is out of range {min}..={max}"
+                    )));
                 }
                 Ok(n)
             }
@@ -103,7 +114,9 @@ impl Source {
                     .filter(|n: &f64| n.is_finite())
                     .ok_or_else(|| ConfigError(format!("{key}: expected a number, got {v:?}")))?;
                 if n < min || n > max {
-                    return Err(ConfigError(format!("{key}: {n} is out of range {min}..={max}")));
+                    return Err(ConfigError(format!(
+                        "{key}: {n} is out of range {min}..={max}"
+                    )));
                 }
                 Ok(n)
             }
@@ -111,7 +124,12 @@ impl Source {
     }
 
     /// Parses a URL (http/https unless `schemes` says otherwise).
-    pub fn url(&self, key: &str, default: Option<&str>, schemes: &[&str]) -> Result<Option<String>, ConfigError> {
+    pub fn url(
+        &self,
+        key: &str,
+        default: Option<&str>,
+        schemes: &[&str],
+    ) -> Result<Option<String>, ConfigError> {
         let v = match self.get(key) {
             Some(v) => v,
             None => match default {
@@ -119,7 +137,8 @@ impl Source {
                 None => return Ok(None),
             },
         };
-        let p = url::Url::parse(&v).map_err(|e| ConfigError(format!("{key}: not a valid URL ({e})")))?;
+        let p = url::Url::parse(&v)
+            .map_err(|e| ConfigError(format!("{key}: not a valid URL ({e})")))?;
         if !schemes.contains(&p.scheme()) {
             return Err(ConfigError(format!(
                 "{key}: scheme {:?} not allowed (expected {})",
@@ -154,7 +173,9 @@ pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
             continue;
         }
         let l = l.strip_prefix("export ").unwrap_or(l);
-        let Some((k, v)) = l.split_once('=') else { continue };
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
         let k = k.trim();
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
@@ -451,7 +472,10 @@ impl Config {
             Ok(t) => parse_dotenv(&t),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
             Err(e) => {
-                crate::logging::warn("config", format!("cannot read {}: {e}", root.join(".env").display()));
+                crate::logging::warn(
+                    "config",
+                    format!("cannot read {}: {e}", root.join(".env").display()),
+                );
                 HashMap::new()
             }
         };
@@ -470,13 +494,22 @@ impl Config {
 
     /// Builds and validates a configuration from a source; `default_root` is used when `OPS_ROOT_DIR` is unset.
     pub fn from_source(src: Source, default_root: &Path) -> Result<Config, ConfigError> {
-        let root = src.get("OPS_ROOT_DIR").map(PathBuf::from).unwrap_or_else(|| default_root.to_path_buf());
-        let log_dir = src.get("OPS_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("logs"));
+        let root = src
+            .get("OPS_ROOT_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default_root.to_path_buf());
+        let log_dir = src
+            .get("OPS_LOG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("logs"));
         let state_file = src
             .get("OPS_STATE_FILE")
             .map(PathBuf::from)
             .unwrap_or_else(|| log_dir.join("ops-state.json"));
-        let state_dir = state_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+        let state_dir = state_file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
         let audit_file = src
             .get("OPS_AUDIT_FILE")
             .map(PathBuf::from)
@@ -488,7 +521,11 @@ impl Config {
                     "OPS_STATE_BACKEND: the redis state backend is not available in this version; use file".into(),
                 ));
             }
-            Some(o) => return Err(ConfigError(format!("OPS_STATE_BACKEND: expected file or redis, got {o:?}"))),
+            Some(o) => {
+                return Err(ConfigError(format!(
+                    "OPS_STATE_BACKEND: expected file or redis, got {o:?}"
+                )));
+            }
         }
 
         let agents = match src.list("OPS_AGENTS") {
@@ -499,7 +536,11 @@ impl Config {
                 .map(|a| AgentName::parse(a).map_err(|e| ConfigError(format!("OPS_AGENTS: {e}"))))
                 .collect::<Result<Vec<_>, _>>()?,
         };
-        let global_deadline = src.get("OPS_RUN_DEADLINE_S").map(|_| ()).map(|_| src.u64("OPS_RUN_DEADLINE_S", 0, 1, 86_400)).transpose()?;
+        let global_deadline = src
+            .get("OPS_RUN_DEADLINE_S")
+            .map(|_| ())
+            .map(|_| src.u64("OPS_RUN_DEADLINE_S", 0, 1, 86_400))
+            .transpose()?;
         let mut deadlines_s = BTreeMap::new();
         for a in AgentName::ALL {
             let k = format!("OPS_RUN_DEADLINE_S_{}", a.env_suffix());
@@ -514,17 +555,25 @@ impl Config {
             if let Some(c) = src.get(&k)
                 && c.split_whitespace().count() != 5
             {
-                return Err(ConfigError(format!("{k}: expected a 5-field cron expression, got {c:?}")));
+                return Err(ConfigError(format!(
+                    "{k}: expected a 5-field cron expression, got {c:?}"
+                )));
             }
         }
 
         // API
         let base_url = src
-            .url("VALIDATOR_BASE_URL", Some("http://localhost:3000"), &["http", "https"])?
+            .url(
+                "VALIDATOR_BASE_URL",
+                Some("http://localhost:3000"),
+                &["http", "https"],
+            )?
             .map(|u| origin_of(&u))
             .unwrap_or_default();
         let email = src.get("OPS_EMAIL").or_else(|| src.get("VALIDATOR_EMAIL"));
-        let password = src.get("OPS_PASSWORD").or_else(|| src.get("VALIDATOR_PASSWORD"));
+        let password = src
+            .get("OPS_PASSWORD")
+            .or_else(|| src.get("VALIDATOR_PASSWORD"));
         let rate_backend = match src.get("OPS_RATE_LIMIT_BACKEND").as_deref() {
             None | Some("auto") => {
                 if src.get("OPS_RATE_LIMIT_REDIS_URL").is_some() {
@@ -552,10 +601,30 @@ impl Config {
             base_url,
             email,
             password,
-            connect_timeout: Duration::from_millis(src.u64("OPS_HTTP_CONNECT_TIMEOUT_MS", 5000, 1, 600_000)?),
-            request_timeout: Duration::from_millis(src.u64("OPS_HTTP_TIMEOUT_MS", 30_000, 1, 600_000)?),
-            probe_timeout: Duration::from_millis(src.u64("OPS_PROBE_TIMEOUT_MS", 5000, 1, 600_000)?),
-            notify_timeout: Duration::from_millis(src.u64("OPS_NOTIFY_TIMEOUT_MS", 10_000, 1, 600_000)?),
+            connect_timeout: Duration::from_millis(src.u64(
+                "OPS_HTTP_CONNECT_TIMEOUT_MS",
+                5000,
+                1,
+                600_000,
+            )?),
+            request_timeout: Duration::from_millis(src.u64(
+                "OPS_HTTP_TIMEOUT_MS",
+                30_000,
+                1,
+                600_000,
+            )?),
+            probe_timeout: Duration::from_millis(src.u64(
+                "OPS_PROBE_TIMEOUT_MS",
+                5000,
+                1,
+                600_000,
+            )?),
+            notify_timeout: Duration::from_millis(src.u64(
+                "OPS_NOTIFY_TIMEOUT_MS",
+                10_000,
+                1,
+                600_000,
+            )?),
             retries: src.u64("OPS_HTTP_RETRIES", 3, 0, 10)? as u32,
             max_list_items: src.u64("OPS_MAX_LIST_ITEMS", 100_000, 1, 100_000_000)? as usize,
             rate_per_second: src.u64("OPS_RATE_PER_SECOND", 10, 1, 1_000_000)? as u32,
@@ -572,34 +641,61 @@ impl Config {
             Some("systemd") => ProcessManagerKind::Systemd,
             Some("sandbox") => ProcessManagerKind::Sandbox,
             Some(o) => {
-                return Err(ConfigError(format!("OPS_PROCESS_MANAGER: expected pm2 or systemd, got {o:?}")));
+                return Err(ConfigError(format!(
+                    "OPS_PROCESS_MANAGER: expected pm2 or systemd, got {o:?}"
+                )));
             }
         };
         let mut pm2_apps = BTreeMap::new();
         let mut systemd_units = BTreeMap::new();
         for (svc, app, unit) in [
-            ("middleware", "vizora-middleware", "vizora-middleware.service"),
+            (
+                "middleware",
+                "vizora-middleware",
+                "vizora-middleware.service",
+            ),
             ("realtime", "vizora-realtime", "vizora-realtime.service"),
             ("web", "vizora-web", "vizora-web.service"),
         ] {
             let up = svc.to_ascii_uppercase();
-            pm2_apps.insert(svc.to_string(), src.get(&format!("OPS_PM2_APP_{up}")).unwrap_or(app.into()));
-            systemd_units.insert(svc.to_string(), src.get(&format!("OPS_SYSTEMD_UNIT_{up}")).unwrap_or(unit.into()));
+            pm2_apps.insert(
+                svc.to_string(),
+                src.get(&format!("OPS_PM2_APP_{up}")).unwrap_or(app.into()),
+            );
+            systemd_units.insert(
+                svc.to_string(),
+                src.get(&format!("OPS_SYSTEMD_UNIT_{up}"))
+                    .unwrap_or(unit.into()),
+            );
         }
         let probe = |key: &str, default: &str| -> Result<String, ConfigError> {
-            let u = src.url(key, Some(default), &["http", "https"])?.unwrap_or_default();
+            let u = src
+                .url(key, Some(default), &["http", "https"])?
+                .unwrap_or_default();
             if !is_loopback_url(&u) {
-                return Err(ConfigError(format!("{key}: probes are loopback only (got a non-loopback host)")));
+                return Err(ConfigError(format!(
+                    "{key}: probes are loopback only (got a non-loopback host)"
+                )));
             }
             Ok(u)
         };
-        let middleware_probe_url = probe("OPS_MIDDLEWARE_PROBE_URL", "http://127.0.0.1:3000/api/v1/health/ready")?;
-        let realtime_probe_url = probe("OPS_REALTIME_PROBE_URL", "http://127.0.0.1:3002/api/health/ready")?;
+        let middleware_probe_url = probe(
+            "OPS_MIDDLEWARE_PROBE_URL",
+            "http://127.0.0.1:3000/api/v1/health/ready",
+        )?;
+        let realtime_probe_url = probe(
+            "OPS_REALTIME_PROBE_URL",
+            "http://127.0.0.1:3002/api/health/ready",
+        )?;
         let web_probe_url = probe("OPS_WEB_PROBE_URL", "http://127.0.0.1:3001/")?;
         let (edge_url, edge_off_reason) = match src.get("WEB_URL") {
             None => (None, Some("WEB_URL is unset".to_string())),
             Some(w) => match url::Url::parse(&w) {
-                Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && !is_loopback_url(&w) => (Some(w), None),
+                Ok(p)
+                    if (p.scheme() == "http" || p.scheme() == "https") && !is_loopback_url(&w) =>
+                {
+                    (Some(w), None)
+                }
                 Ok(_) => (None, Some("WEB_URL is loopback or not http(s)".to_string())),
                 Err(_) => return Err(ConfigError("WEB_URL: not a valid URL".into())),
             },
@@ -607,9 +703,16 @@ impl Config {
         let health = HealthConfig {
             process_manager,
             pm2_bin: src.get("OPS_PM2_BIN").unwrap_or_else(|| "pm2".into()),
-            systemctl_bin: src.get("OPS_SYSTEMCTL_BIN").unwrap_or_else(|| "systemctl".into()),
+            systemctl_bin: src
+                .get("OPS_SYSTEMCTL_BIN")
+                .unwrap_or_else(|| "systemctl".into()),
             pm2_timeout: Duration::from_secs(src.u64("OPS_PM2_TIMEOUT_S", 30, 1, 3600)?),
-            pm2_jlist_timeout: Duration::from_secs(src.u64("OPS_PM2_JLIST_TIMEOUT_S", 15, 1, 3600)?),
+            pm2_jlist_timeout: Duration::from_secs(src.u64(
+                "OPS_PM2_JLIST_TIMEOUT_S",
+                15,
+                1,
+                3600,
+            )?),
             pm2_apps,
             systemd_units,
             middleware_probe_url,
@@ -622,7 +725,12 @@ impl Config {
                 .unwrap_or_else(|| root.join("ecosystem.config.js")),
             node_bin: src.get("OPS_NODE_BIN").unwrap_or_else(|| "node".into()),
             memory_threshold_pct: src.f64("OPS_MEMORY_THRESHOLD_PCT", 85.0, 0.0, 100.0)?,
-            host_memory_threshold_pct: src.f64("OPS_HOST_MEMORY_THRESHOLD_PCT", 85.0, 0.0, 100.0)?,
+            host_memory_threshold_pct: src.f64(
+                "OPS_HOST_MEMORY_THRESHOLD_PCT",
+                85.0,
+                0.0,
+                100.0,
+            )?,
             restart_cooldown_s: src.u64("OPS_RESTART_COOLDOWN_S", 30, 0, 3600)?,
             restart_backoff_base_s: src.u64("OPS_RESTART_BACKOFF_BASE_S", 30, 0, 86_400)?,
             restart_backoff_cap_s: src.u64("OPS_RESTART_BACKOFF_CAP_S", 600, 0, 86_400)?,
@@ -636,10 +744,13 @@ impl Config {
         let storage_warn_pct = src.f64("OPS_STORAGE_WARN_PCT", 80.0, 0.0, 100.0)?;
         let storage_critical_pct = src.f64("OPS_STORAGE_CRITICAL_PCT", 90.0, 0.0, 100.0)?;
         if storage_critical_pct < storage_warn_pct {
-            return Err(ConfigError("OPS_STORAGE_CRITICAL_PCT: must not be below OPS_STORAGE_WARN_PCT".into()));
+            return Err(ConfigError(
+                "OPS_STORAGE_CRITICAL_PCT: must not be below OPS_STORAGE_WARN_PCT".into(),
+            ));
         }
         let offline_minutes = src.u64("OPS_OFFLINE_MINUTES", 15, 1, 100_000)?;
-        let persistent_offline_minutes = src.u64("OPS_PERSISTENT_OFFLINE_MINUTES", 60, 1, 100_000)?;
+        let persistent_offline_minutes =
+            src.u64("OPS_PERSISTENT_OFFLINE_MINUTES", 60, 1, 100_000)?;
         if persistent_offline_minutes <= offline_minutes {
             return Err(ConfigError(
                 "OPS_PERSISTENT_OFFLINE_MINUTES: must be greater than OPS_OFFLINE_MINUTES".into(),
@@ -650,33 +761,74 @@ impl Config {
             max_archives_per_run: src.u64("OPS_MAX_ARCHIVES_PER_RUN", 100, 0, 1_000_000)? as usize,
             storage_warn_pct,
             storage_critical_pct,
-            storage_max_archives_per_run: src.u64("OPS_STORAGE_MAX_ARCHIVES_PER_RUN", 100, 0, 1_000_000)? as usize,
-            storage_archive_min_age_days: src.u64("OPS_STORAGE_ARCHIVE_MIN_AGE_DAYS", 7, 0, 36_500)?,
-            content_detail_reads_per_run: src.u64("OPS_CONTENT_DETAIL_READS_PER_RUN", 100, 0, 100_000_000)? as usize,
-            thumbnail_probes_per_run: src.u64("OPS_THUMBNAIL_PROBES_PER_RUN", 100, 0, 100_000_000)? as usize,
+            storage_max_archives_per_run: src.u64(
+                "OPS_STORAGE_MAX_ARCHIVES_PER_RUN",
+                100,
+                0,
+                1_000_000,
+            )? as usize,
+            storage_archive_min_age_days: src.u64(
+                "OPS_STORAGE_ARCHIVE_MIN_AGE_DAYS",
+                7,
+                0,
+                36_500,
+            )?,
+            content_detail_reads_per_run: src.u64(
+                "OPS_CONTENT_DETAIL_READS_PER_RUN",
+                100,
+                0,
+                100_000_000,
+            )? as usize,
+            thumbnail_probes_per_run: src.u64(
+                "OPS_THUMBNAIL_PROBES_PER_RUN",
+                100,
+                0,
+                100_000_000,
+            )? as usize,
             thumbnail_recheck_hours: src.u64("OPS_THUMBNAIL_RECHECK_HOURS", 24, 0, 100_000)?,
             max_file_size_bytes: src.u64("OPS_MAX_FILE_SIZE_MB", 100, 1, 10_000_000)? * 1_048_576,
-            minio_bucket: src.get("MINIO_BUCKET").unwrap_or_else(|| "vizora-assets".into()),
+            minio_bucket: src
+                .get("MINIO_BUCKET")
+                .unwrap_or_else(|| "vizora-assets".into()),
             offline_minutes,
             persistent_offline_minutes,
             reconnect_verify_s: src.u64("OPS_RECONNECT_VERIFY_S", 60, 0, 3600)?,
-            fleet_commands_per_minute: src.u64("OPS_FLEET_COMMANDS_PER_MINUTE", 10, 1, 10_000)? as usize,
-            fleet_max_commands_per_run: src.u64("OPS_FLEET_MAX_COMMANDS_PER_RUN", 20, 0, 100_000)? as usize,
-            fleet_max_commands_per_episode: src.u64("OPS_FLEET_MAX_COMMANDS_PER_EPISODE", 2, 0, 1000)? as u32,
-            fleet_display_cooldown_minutes: src.u64("OPS_FLEET_DISPLAY_COOLDOWN_MINUTES", 30, 0, 100_000)?,
+            fleet_commands_per_minute: src.u64("OPS_FLEET_COMMANDS_PER_MINUTE", 10, 1, 10_000)?
+                as usize,
+            fleet_max_commands_per_run: src.u64("OPS_FLEET_MAX_COMMANDS_PER_RUN", 20, 0, 100_000)?
+                as usize,
+            fleet_max_commands_per_episode: src.u64(
+                "OPS_FLEET_MAX_COMMANDS_PER_EPISODE",
+                2,
+                0,
+                1000,
+            )? as u32,
+            fleet_display_cooldown_minutes: src.u64(
+                "OPS_FLEET_DISPLAY_COOLDOWN_MINUTES",
+                30,
+                0,
+                100_000,
+            )?,
             location_min_displays: src.u64("OPS_LOCATION_MIN_DISPLAYS", 3, 1, 100_000)? as usize,
             fallback_playlist_id: src.get("OPS_FALLBACK_PLAYLIST_ID"),
-            overlap_max_comparisons: src.u64("OPS_OVERLAP_MAX_COMPARISONS", 50, 1, 1_000_000)? as usize,
+            overlap_max_comparisons: src.u64("OPS_OVERLAP_MAX_COMPARISONS", 50, 1, 1_000_000)?
+                as usize,
         };
 
         // alerting
-        let smtp_secure = match src.get("SMTP_SECURE").map(|s| s.to_ascii_lowercase()).as_deref() {
+        let smtp_secure = match src
+            .get("SMTP_SECURE")
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
             None | Some("auto") => SmtpSecurity::Auto,
             Some("tls") | Some("true") => SmtpSecurity::Tls,
             Some("starttls") => SmtpSecurity::StartTls,
             Some("none") | Some("false") => SmtpSecurity::None,
             Some(o) => {
-                return Err(ConfigError(format!("SMTP_SECURE: expected auto, tls, starttls or none, got {o:?}")));
+                return Err(ConfigError(format!(
+                    "SMTP_SECURE: expected auto, tls, starttls or none, got {o:?}"
+                )));
             }
         };
         let recipients = src
@@ -686,10 +838,15 @@ impl Config {
             .unwrap_or_default();
         for r in &recipients {
             if !r.contains('@') || r.contains(char::is_whitespace) {
-                return Err(ConfigError(format!("OPS_ALERT_EMAIL/SMTP_TO: {r:?} is not an e-mail address")));
+                return Err(ConfigError(format!(
+                    "OPS_ALERT_EMAIL/SMTP_TO: {r:?} is not an e-mail address"
+                )));
             }
         }
-        let legacy_sla = src.get("OPS_WATCHDOG_SLA_MINUTES").map(|_| src.u64("OPS_WATCHDOG_SLA_MINUTES", 0, 1, 1_000_000)).transpose()?;
+        let legacy_sla = src
+            .get("OPS_WATCHDOG_SLA_MINUTES")
+            .map(|_| src.u64("OPS_WATCHDOG_SLA_MINUTES", 0, 1, 1_000_000))
+            .transpose()?;
         let mut sla_minutes = BTreeMap::new();
         let mut heartbeat_urls = BTreeMap::new();
         for a in AgentName::ALL {
@@ -715,12 +872,15 @@ impl Config {
             smtp_secure,
             smtp_user: src.get("SMTP_USER"),
             smtp_pass: src.get("SMTP_PASS").or_else(|| src.get("SMTP_PASSWORD")),
-            smtp_from: src.get("SMTP_FROM").unwrap_or_else(|| "vizora-ops@vizora.cloud".into()),
+            smtp_from: src
+                .get("SMTP_FROM")
+                .unwrap_or_else(|| "vizora-ops@vizora.cloud".into()),
             recipients,
             dedup_minutes: src.u64("OPS_ALERT_DEDUP_MINUTES", 60, 0, 1_000_000)?,
             critical_realert_minutes: src.u64("OPS_CRITICAL_REALERT_MINUTES", 60, 0, 1_000_000)?,
             notify_fixes: src.bool("OPS_NOTIFY_FIXES", true)?,
-            dashboard_max_bytes: src.u64("OPS_DASHBOARD_MAX_BYTES", 90_000, 1_000, 100_000_000)? as usize,
+            dashboard_max_bytes: src.u64("OPS_DASHBOARD_MAX_BYTES", 90_000, 1_000, 100_000_000)?
+                as usize,
             ops_server_url: src.url("OPS_SERVER_URL", None, &["http", "https"])?,
             ops_api_token: src.get("OPS_API_TOKEN"),
             sla_minutes,
@@ -736,14 +896,24 @@ impl Config {
                 .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
             for i in &l {
                 if !ident.is_match(i) {
-                    return Err(ConfigError(format!("{key}: {i:?} is not a plain SQL identifier")));
+                    return Err(ConfigError(format!(
+                        "{key}: {i:?} is not a plain SQL identifier"
+                    )));
                 }
             }
             Ok(l)
         };
         let vacuum_tables = ident_list(
             "OPS_VACUUM_TABLES",
-            &["Content", "devices", "Schedule", "Playlist", "AuditLog", "users", "content_impressions"],
+            &[
+                "Content",
+                "devices",
+                "Schedule",
+                "Playlist",
+                "AuditLog",
+                "users",
+                "content_impressions",
+            ],
         )?;
         let reindex_indexes = ident_list(
             "OPS_REINDEX_INDEXES",
@@ -767,7 +937,9 @@ impl Config {
         if let Some(d) = &database_url
             && !(d.starts_with("postgres://") || d.starts_with("postgresql://"))
         {
-            return Err(ConfigError("DATABASE_URL: expected a postgres:// or postgresql:// URL".into()));
+            return Err(ConfigError(
+                "DATABASE_URL: expected a postgres:// or postgresql:// URL".into(),
+            ));
         }
         let backup_locations = match src.list("OPS_BACKUP_LOCATIONS") {
             Some(l) => l,
@@ -777,7 +949,11 @@ impl Config {
                     l.push(d);
                 }
                 if let Some(b) = src.get("BACKUP_S3_BUCKET") {
-                    l.push(if b.starts_with("s3://") { b } else { format!("s3://{b}") });
+                    l.push(if b.starts_with("s3://") {
+                        b
+                    } else {
+                        format!("s3://{b}")
+                    });
                 }
                 l
             }
@@ -788,15 +964,29 @@ impl Config {
                 Some(h) => {
                     let ssl = src.bool("MINIO_USE_SSL", false)?;
                     let port = src.u64("MINIO_PORT", 9000, 1, 65_535)?;
-                    let host = h.trim_start_matches("http://").trim_start_matches("https://").to_string();
-                    Some(format!("{}://{}:{}", if ssl { "https" } else { "http" }, host, port))
+                    let host = h
+                        .trim_start_matches("http://")
+                        .trim_start_matches("https://")
+                        .to_string();
+                    Some(format!(
+                        "{}://{}:{}",
+                        if ssl { "https" } else { "http" },
+                        host,
+                        port
+                    ))
                 }
                 None => None,
             },
         };
         let db = DbConfig {
             database_url,
-            redis_url: src.url("REDIS_URL", Some("redis://localhost:6379"), &["redis", "rediss"])?.unwrap_or_default(),
+            redis_url: src
+                .url(
+                    "REDIS_URL",
+                    Some("redis://localhost:6379"),
+                    &["redis", "rediss"],
+                )?
+                .unwrap_or_default(),
             vacuum_tables,
             reindex_indexes,
             reindex_tables,
@@ -804,7 +994,10 @@ impl Config {
             statement_timeout_s: src.u64("OPS_DB_STATEMENT_TIMEOUT_S", 1800, 1, 86_400)?,
             redis_scan_max_keys: src.u64("OPS_REDIS_SCAN_MAX_KEYS", 100_000, 0, 1_000_000_000)?,
             redis_memory_warn_pct: src.f64("OPS_REDIS_MEMORY_WARN_PCT", 85.0, 0.0, 100.0)?,
-            pm2_log_dir: src.get("OPS_PM2_LOG_DIR").map(PathBuf::from).unwrap_or_else(|| log_dir.clone()),
+            pm2_log_dir: src
+                .get("OPS_PM2_LOG_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| log_dir.clone()),
             log_rotate_days: src.u64("OPS_LOG_ROTATE_DAYS", 7, 0, 36_500)?,
             log_tail_bytes: src.u64("OPS_LOG_TAIL_BYTES", 1_048_576, 1, u64::MAX / 2)?,
             log_max_bytes: src.u64("OPS_LOG_MAX_BYTES", 52_428_800, 1, u64::MAX / 2)?,
@@ -825,9 +1018,14 @@ impl Config {
                 .or_else(|| src.get("MINIO_SECRET_KEY"))
                 .or_else(|| src.get("AWS_SECRET_ACCESS_KEY")),
             s3_endpoint,
-            s3_region: src.get("OPS_S3_REGION").unwrap_or_else(|| "us-east-1".into()),
+            s3_region: src
+                .get("OPS_S3_REGION")
+                .unwrap_or_else(|| "us-east-1".into()),
             s3_buckets: src.list("OPS_S3_BUCKETS").filter(|l| !l.is_empty()),
-            s3_warn_bytes: src.get("OPS_S3_WARN_BYTES").map(|_| src.u64("OPS_S3_WARN_BYTES", 0, 0, u64::MAX / 2)).transpose()?,
+            s3_warn_bytes: src
+                .get("OPS_S3_WARN_BYTES")
+                .map(|_| src.u64("OPS_S3_WARN_BYTES", 0, 0, u64::MAX / 2))
+                .transpose()?,
         };
 
         let cfg = Config {
@@ -873,12 +1071,20 @@ impl Config {
 
     /// The state directory (the state file's directory).
     pub fn state_dir(&self) -> PathBuf {
-        self.state_file.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+        self.state_file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// The run deadline of an agent (agents.md 1.2).
     pub fn deadline(&self, agent: AgentName) -> Duration {
-        Duration::from_secs(*self.deadlines_s.get(&agent).unwrap_or(&agent.default_deadline_s()))
+        Duration::from_secs(
+            *self
+                .deadlines_s
+                .get(&agent)
+                .unwrap_or(&agent.default_deadline_s()),
+        )
     }
 
     /// Every known variable with its effective value, secrets masked, for `config check`.
@@ -887,8 +1093,14 @@ impl Config {
         keys.sort();
         let mut out = vec![
             ("root dir".to_string(), self.root_dir.display().to_string()),
-            ("state file".to_string(), self.state_file.display().to_string()),
-            ("audit file".to_string(), self.audit_file.display().to_string()),
+            (
+                "state file".to_string(),
+                self.state_file.display().to_string(),
+            ),
+            (
+                "audit file".to_string(),
+                self.audit_file.display().to_string(),
+            ),
             ("API origin".to_string(), self.api.base_url.clone()),
             (
                 "API credentials".to_string(),
@@ -897,9 +1109,19 @@ impl Config {
                     _ => "not set".to_string(),
                 },
             ),
-            ("agents".to_string(), self.agents.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(",")),
+            (
+                "agents".to_string(),
+                self.agents
+                    .iter()
+                    .map(|a| a.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("dry run".to_string(), self.dry_run.to_string()),
-            ("process manager".to_string(), format!("{:?}", self.health.process_manager)),
+            (
+                "process manager".to_string(),
+                format!("{:?}", self.health.process_manager),
+            ),
             (
                 "slack".to_string(),
                 self.alert
@@ -911,13 +1133,21 @@ impl Config {
             (
                 "email".to_string(),
                 match &self.alert.smtp_host {
-                    Some(h) => format!("{h}:{} → {}", self.alert.smtp_port, self.alert.recipients.join(",")),
+                    Some(h) => format!(
+                        "{h}:{} → {}",
+                        self.alert.smtp_port,
+                        self.alert.recipients.join(",")
+                    ),
                     None => "not set".into(),
                 },
             ),
             (
                 "database".to_string(),
-                self.db.database_url.as_deref().map(crate::redact::redact_str).unwrap_or_else(|| "not set".into()),
+                self.db
+                    .database_url
+                    .as_deref()
+                    .map(crate::redact::redact_str)
+                    .unwrap_or_else(|| "not set".into()),
             ),
         ];
         for k in keys {
@@ -926,7 +1156,14 @@ impl Config {
                 || k.starts_with("SMTP_")
                 || k.starts_with("MINIO_")
                 || k.starts_with("BACKUP_")
-                || ["SLACK_WEBHOOK_URL", "DATABASE_URL", "REDIS_URL", "WEB_URL", "REALTIME_URL"].contains(&k.as_str()))
+                || [
+                    "SLACK_WEBHOOK_URL",
+                    "DATABASE_URL",
+                    "REDIS_URL",
+                    "WEB_URL",
+                    "REALTIME_URL",
+                ]
+                .contains(&k.as_str()))
             {
                 continue;
             }
@@ -947,14 +1184,23 @@ mod tests {
     use super::*;
 
     fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_source(Source::from_pairs(pairs.iter().copied()), Path::new("/tmp/ops-root"))
+        Config::from_source(
+            Source::from_pairs(pairs.iter().copied()),
+            Path::new("/tmp/ops-root"),
+        )
     }
 
     #[test]
     fn defaults_match_agents_md_section_8() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.state_file, PathBuf::from("/tmp/ops-root/logs/ops-state.json"));
-        assert_eq!(c.audit_file, PathBuf::from("/tmp/ops-root/logs/ops-audit.jsonl"));
+        assert_eq!(
+            c.state_file,
+            PathBuf::from("/tmp/ops-root/logs/ops-state.json")
+        );
+        assert_eq!(
+            c.audit_file,
+            PathBuf::from("/tmp/ops-root/logs/ops-audit.jsonl")
+        );
         assert_eq!(c.api.rate_per_minute, 100);
         assert_eq!(c.entity.max_file_size_bytes, 100 * 1_048_576);
         assert_eq!(c.deadline(AgentName::FleetManager).as_secs(), 480);
@@ -965,17 +1211,30 @@ mod tests {
 
     #[test]
     fn invalid_values_are_errors_naming_the_variable() {
-        let e = cfg(&[("OPS_AGENTS", "health-guardian,bogus")]).unwrap_err().to_string();
+        let e = cfg(&[("OPS_AGENTS", "health-guardian,bogus")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("OPS_AGENTS") && e.contains("bogus"), "{e}");
-        let e = cfg(&[("OPS_RATE_PER_SECOND", "-3")]).unwrap_err().to_string();
+        let e = cfg(&[("OPS_RATE_PER_SECOND", "-3")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("OPS_RATE_PER_SECOND"), "{e}");
-        let e = cfg(&[("VALIDATOR_BASE_URL", "not a url")]).unwrap_err().to_string();
+        let e = cfg(&[("VALIDATOR_BASE_URL", "not a url")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("VALIDATOR_BASE_URL"), "{e}");
         let e = cfg(&[("OPS_DRY_RUN", "maybe")]).unwrap_err().to_string();
         assert!(e.contains("OPS_DRY_RUN"), "{e}");
-        let e = cfg(&[("OPS_MIDDLEWARE_PROBE_URL", "http://example.com/api/v1/health/ready")]).unwrap_err().to_string();
+        let e = cfg(&[(
+            "OPS_MIDDLEWARE_PROBE_URL",
+            "http://example.com/api/v1/health/ready",
+        )])
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("loopback"), "{e}");
-        let e = cfg(&[("OPS_VACUUM_TABLES", "Content; DROP TABLE x")]).unwrap_err().to_string();
+        let e = cfg(&[("OPS_VACUUM_TABLES", "Content; DROP TABLE x")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("OPS_VACUUM_TABLES"), "{e}");
     }
 
@@ -995,8 +1254,13 @@ mod tests {
     #[test]
     fn dotenv_never_overrides_the_environment_and_file_is_lowest() {
         let env = HashMap::from([("OPS_EMAIL".to_string(), String::new())]);
-        let dotenv = parse_dotenv("# c\nexport OPS_EMAIL=dot@x.test\nOPS_PASSWORD=\"a\\nb\"\nOPS_AGENTS='fleet-manager'\n");
-        let file = HashMap::from([("ops_agents".to_string(), "schedule-doctor".to_string()), ("OPS_MAX_INCIDENTS".to_string(), "7".to_string())]);
+        let dotenv = parse_dotenv(
+            "# c\nexport OPS_EMAIL=dot@x.test\nOPS_PASSWORD=\"a\\nb\"\nOPS_AGENTS='fleet-manager'\n",
+        );
+        let file = HashMap::from([
+            ("ops_agents".to_string(), "schedule-doctor".to_string()),
+            ("OPS_MAX_INCIDENTS".to_string(), "7".to_string()),
+        ]);
         let s = Source::layered(env, dotenv, file);
         assert_eq!(s.raw("OPS_EMAIL"), Some(""), "env wins even when empty");
         assert_eq!(s.raw("OPS_PASSWORD"), Some("a\nb"));

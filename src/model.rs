@@ -443,8 +443,14 @@ impl OpsState {
     /// Serialises with the key order of agents.md 4.5.
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
-        m.insert("systemStatus".into(), Value::String(self.system_status.as_str().into()));
-        m.insert("lastUpdated".into(), Value::String(self.last_updated.clone()));
+        m.insert(
+            "systemStatus".into(),
+            Value::String(self.system_status.as_str().into()),
+        );
+        m.insert(
+            "lastUpdated".into(),
+            Value::String(self.last_updated.clone()),
+        );
         m.insert("lastRun".into(), Value::Object(self.last_run.clone()));
         m.insert(
             "incidents".into(),
@@ -454,7 +460,10 @@ impl OpsState {
             "recentRemediations".into(),
             serde_json::to_value(&self.recent_remediations).unwrap_or(Value::Array(vec![])),
         );
-        m.insert("agentResults".into(), Value::Object(self.agent_results.clone()));
+        m.insert(
+            "agentResults".into(),
+            Value::Object(self.agent_results.clone()),
+        );
         Value::Object(m)
     }
 

@@ -14,13 +14,19 @@ static BEARER: LazyLock<Regex> =
 static JWT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}").expect("regex")
 });
-static USERINFO: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^:/@\s]*):([^@/\s]+)@").expect("regex"));
+static USERINFO: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^:/@\s]*):([^@/\s]+)@").expect("regex")
+});
 static QUERY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)([?&](?:password|token|secret|key|sig|signature|X-Amz-Signature|X-Amz-Credential)=)[^&\s#]*")
         .expect("regex")
 });
-static DISPLAY_RAW: [&str; 4] = ["jwtToken", "pairingCode", "pairingCodeExpiresAt", "socketId"];
+static DISPLAY_RAW: [&str; 4] = [
+    "jwtToken",
+    "pairingCode",
+    "pairingCodeExpiresAt",
+    "socketId",
+];
 
 /// Verbatim secret values registered at configuration load (`*_PASSWORD`, `*_PASS`, `*SECRET*`, `*_TOKEN`, `*_KEY`,
 /// webhook URLs); each occurrence in any redacted text becomes `***`.
@@ -103,23 +109,37 @@ mod tests {
 
     #[test]
     fn secrets_in_text_urls_and_json_are_masked() {
-        assert_eq!(redact_str("Authorization: Bearer abc.def"), "Authorization: Bearer [REDACTED]");
+        assert_eq!(
+            redact_str("Authorization: Bearer abc.def"),
+            "Authorization: Bearer [REDACTED]"
+        );
         assert_eq!(
             redact_str("postgres://ops:hunter2@db:5432/x?sslmode=require&password=p"),
             "postgres://ops:***@db:5432/x?sslmode=require&password=***"
         );
         assert_eq!(redact_str("redis://:pw@h"), "redis://:***@h");
         let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlLXZhbHVl";
-        assert_eq!(redact_str(&format!("tok {jwt} end")), "tok [REDACTED-JWT] end");
-        let v = redact_value(&json!({"password":"x","nested":{"accessToken":"y","ok":"fine"},
-            "display":{"jwtToken":"h","socketId":"s","nickname":"n"}}));
-        assert_eq!(v, json!({"password":"[REDACTED]","nested":{"accessToken":"[REDACTED]","ok":"fine"},
-            "display":{"nickname":"n"}}));
+        assert_eq!(
+            redact_str(&format!("tok {jwt} end")),
+            "tok [REDACTED-JWT] end"
+        );
+        let v = redact_value(
+            &json!({"password":"x","nested":{"accessToken":"y","ok":"fine"},
+            "display":{"jwtToken":"h","socketId":"s","nickname":"n"}}),
+        );
+        assert_eq!(
+            v,
+            json!({"password":"[REDACTED]","nested":{"accessToken":"[REDACTED]","ok":"fine"},
+            "display":{"nickname":"n"}})
+        );
     }
 
     #[test]
     fn registered_secret_values_are_masked_anywhere() {
         register_secret("s3cr3t-webhook-path");
-        assert_eq!(redact_str("posting to https://hooks/s3cr3t-webhook-path failed"), "posting to https://hooks/*** failed");
+        assert_eq!(
+            redact_str("posting to https://hooks/s3cr3t-webhook-path failed"),
+            "posting to https://hooks/*** failed"
+        );
     }
 }

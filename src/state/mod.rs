@@ -1,1 +1,479 @@
-//! (work in progress)
+//! The state store: the TS-compatible `ops-state.json` (agents.md section 4).
+//!
+//! * [`StateStore::snapshot`] parses without the lock (detection priors; corrupt → empty + ERROR, nothing moved).
+//! * [`StateStore::update`] takes the lock, reads (quarantining a corrupt file), applies a pure local closure, prunes,
+//!   recomputes the status and writes atomically; no network or subprocess I/O ever happens inside.
+//! * [`record_agent_run`] is the merge of 4.6 (upsert, resolution and retired-type sweeps, result, remediations).
+//!
+//! It deliberately does not decide what an incident means: agents raise, this module merges.
+
+pub mod audit;
+pub mod lock;
+
+use crate::model::{
+    AgentResult, Incident, IncidentStatus, OpsState, RemediationAction, parse_ts, ts,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use lock::{FileLock, LockError, atomic_write, lock_path_for};
+
+static QUARANTINE_N: AtomicU64 = AtomicU64::new(1);
+
+/// State store failures (each makes the run exit 2 without writing, agents.md 1.4).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("cannot read state file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Caps and retention of agents.md 4.7.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_incidents: usize,
+    pub max_remediations: usize,
+    pub resolved_retention_hours: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_incidents: 200,
+            max_remediations: 100,
+            resolved_retention_hours: 24,
+        }
+    }
+}
+
+/// The file-backed state store.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    path: PathBuf,
+    lock_timeout: std::time::Duration,
+    retention: Retention,
+}
+
+impl StateStore {
+    /// A store over `path` with the lock deadline and caps.
+    pub fn new(
+        path: impl Into<PathBuf>,
+        lock_timeout: std::time::Duration,
+        retention: Retention,
+    ) -> StateStore {
+        StateStore {
+            path: path.into(),
+            lock_timeout,
+            retention,
+        }
+    }
+
+    /// A store configured from [`crate::config::Config`].
+    pub fn from_config(cfg: &crate::config::Config) -> StateStore {
+        StateStore::new(
+            cfg.state_file.clone(),
+            std::time::Duration::from_millis(cfg.lock_timeout_ms),
+            Retention {
+                max_incidents: cfg.max_incidents,
+                max_remediations: cfg.max_remediations,
+                resolved_retention_hours: cfg.resolved_retention_hours,
+            },
+        )
+    }
+
+    /// The state file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Lock-free snapshot (agents.md 4.3): missing → empty; unreadable or corrupt → empty with an ERROR line; never
+    /// quarantines or writes.
+    pub fn snapshot(&self, now: DateTime<Utc>) -> OpsState {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => match parse_state(&bytes, now) {
+                Ok(s) => s,
+                Err(e) => {
+                    crate::logging::error(
+                        "ops-state",
+                        format!(
+                            "state file {} is corrupt ({e}); using an empty snapshot",
+                            self.path.display()
+                        ),
+                    );
+                    OpsState::empty(now)
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpsState::empty(now),
+            Err(e) => {
+                crate::logging::error(
+                    "ops-state",
+                    format!(
+                        "cannot read state file {}: {e}; using an empty snapshot",
+                        self.path.display()
+                    ),
+                );
+                OpsState::empty(now)
+            }
+        }
+    }
+
+    /// Locked read-modify-write (agents.md 4.3, 4.6): acquire the lock, read (a corrupt file is quarantined to
+    /// `<state>.corrupt-<pid>-<n>` and the update continues from empty), apply `f` (local work only), prune (4.7),
+    /// recompute `systemStatus`, set `lastUpdated`, write atomically (4.5), release. Returns `f`'s value and the
+    /// written state.
+    ///
+    /// Errors: lock timeout, unreadable file, failed write — in each case nothing is written.
+    pub fn update<R>(
+        &self,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&mut OpsState) -> R,
+    ) -> Result<(R, OpsState), StateError> {
+        let _guard = FileLock::acquire(&lock_path_for(&self.path), self.lock_timeout)?;
+        let mut state = self.read_locked(now)?;
+        let r = f(&mut state);
+        prune(&mut state, now, self.retention);
+        state.system_status = state.computed_status();
+        state.last_updated = ts(now);
+        self.write(&state)?;
+        Ok((r, state))
+    }
+
+    fn read_locked(&self, now: DateTime<Utc>) -> Result<OpsState, StateError> {
+        let bytes = match std::fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OpsState::empty(now)),
+            Err(e) => {
+                return Err(StateError::Read {
+                    path: self.path.display().to_string(),
+                    source: e,
+                });
+            }
+        };
+        match parse_state(&bytes, now) {
+            Ok(s) => Ok(s),
+            Err(reason) => {
+                let mut q = self.path.as_os_str().to_owned();
+                q.push(format!(
+                    ".corrupt-{}-{}",
+                    std::process::id(),
+                    QUARANTINE_N.fetch_add(1, Ordering::SeqCst)
+                ));
+                let q = PathBuf::from(q);
+                match std::fs::rename(&self.path, &q) {
+                    Ok(()) => crate::logging::error(
+                        "ops-state",
+                        format!(
+                            "state file {} is corrupt ({reason}); quarantined as {} and continuing from an empty state",
+                            self.path.display(),
+                            q.display()
+                        ),
+                    ),
+                    Err(e) => crate::logging::error(
+                        "ops-state",
+                        format!(
+                            "state file {} is corrupt ({reason}); quarantine failed ({e}); continuing from an empty state",
+                            self.path.display()
+                        ),
+                    ),
+                }
+                Ok(OpsState::empty(now))
+            }
+        }
+    }
+
+    fn write(&self, state: &OpsState) -> Result<(), StateError> {
+        let bytes =
+            serde_json::to_vec_pretty(&state.to_value()).map_err(|e| StateError::Write {
+                path: self.path.display().to_string(),
+                source: std::io::Error::other(e),
+            })?;
+        atomic_write(&self.path, &bytes, 0o644).map_err(|e| StateError::Write {
+            path: self.path.display().to_string(),
+            source: e,
+        })
+    }
+}
+
+/// Parses state bytes; errors describe why the file is corrupt.
+pub fn parse_state(bytes: &[u8], now: DateTime<Utc>) -> Result<OpsState, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("unparseable JSON: {e}"))?;
+    OpsState::from_value(v, now)
+}
+
+/// What one agent run contributes to the state (agents.md 2.5, 4.6).
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// The run's result; `result.incidents` holds the raised incidents (resolved copies are added by the merge).
+    pub result: AgentResult,
+    /// Types whose check reached a verdict on complete input this run.
+    pub covered_types: HashSet<String>,
+    /// Ids the run would have judged but did not (read failed, deferred, unparseable, …): never swept.
+    pub unexamined: HashSet<String>,
+    /// Types of the agent's current catalogue; active incidents of other types are retired at a full write.
+    pub catalogue: Vec<String>,
+    /// Suffix appended to the message of a swept incident, by id (e.g. ` — superseded by display_offline_persistent`).
+    pub resolve_suffix: HashMap<String, String>,
+    /// The run's remediation actions.
+    pub remediations: Vec<RemediationAction>,
+    /// Partial write (agents.md 1.4): no `lastRun` stamp, no sweeps.
+    pub partial: bool,
+}
+
+/// Suffix of the retired-type rule (agents.md 2.5).
+pub const RETIRED_SUFFIX: &str = " — incident type retired; closed by vizora-ops";
+
+/// The merge of agents.md 4.6 on the fresh (locked) state: stamps `lastRun`, upserts raised incidents (position kept,
+/// fields the stored copy has and the new one lacks carried over), runs the resolution and retired-type sweeps,
+/// stores the result (with the resolved copies added to `result.incidents` and counted in `issuesResolved`) and
+/// appends the remediations. Returns the stored result.
+pub fn record_agent_run(
+    state: &mut OpsState,
+    mut run: RunRecord,
+    now: DateTime<Utc>,
+) -> AgentResult {
+    let agent = run.result.agent.clone();
+    if !run.partial {
+        state
+            .last_run
+            .insert(agent.clone(), Value::String(run.result.timestamp.clone()));
+    }
+    let raised: HashSet<String> = run.result.incidents.iter().map(|i| i.id.clone()).collect();
+    for inc in &run.result.incidents {
+        upsert(state, inc.clone());
+    }
+    let mut resolved_copies = Vec::new();
+    if !run.partial {
+        let catalogue: HashSet<&str> = run.catalogue.iter().map(String::as_str).collect();
+        for stored in state.incidents.iter_mut() {
+            if stored.agent != agent || !stored.is_active() || raised.contains(&stored.id) {
+                continue;
+            }
+            let retired = !catalogue.is_empty() && !catalogue.contains(stored.kind.as_str());
+            let swept =
+                run.covered_types.contains(&stored.kind) && !run.unexamined.contains(&stored.id);
+            if retired || swept {
+                stored.status = IncidentStatus::Resolved;
+                stored.resolved_at = Some(ts(now));
+                if retired {
+                    stored.message.push_str(RETIRED_SUFFIX);
+                } else if let Some(sfx) = run.resolve_suffix.get(&stored.id) {
+                    stored.message.push_str(sfx);
+                }
+                resolved_copies.push(stored.clone());
+            }
+        }
+    }
+    run.result.issues_resolved = Some(resolved_copies.len() as u32);
+    run.result.incidents.extend(resolved_copies);
+    if let Ok(v) = serde_json::to_value(&run.result) {
+        state.agent_results.insert(agent, v);
+    }
+    state.recent_remediations.extend(run.remediations);
+    run.result
+}
+
+/// Upserts one incident by id: replaced in place (position kept), with fields the stored copy has and the new one
+/// lacks carried over (alert stamps, unknown fields); new ids are appended.
+pub fn upsert(state: &mut OpsState, mut inc: Incident) {
+    if let Some(stored) = state.incidents.iter_mut().find(|s| s.id == inc.id) {
+        if inc.alerted_at.is_none() {
+            inc.alerted_at = stored.alerted_at.clone();
+        }
+        if inc.alerted_severity.is_none() {
+            inc.alerted_severity = stored.alerted_severity.clone();
+        }
+        if inc.alerted_status.is_none() {
+            inc.alerted_status = stored.alerted_status.clone();
+        }
+        if inc.last_attempt_at.is_none() && inc.is_active() && stored.is_active() {
+            inc.last_attempt_at = stored.last_attempt_at.clone();
+        }
+        for (k, v) in &stored.extra {
+            inc.extra.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        *stored = inc;
+    } else {
+        state.incidents.push(inc);
+    }
+}
+
+/// Pruning, caps and eviction of agents.md 4.7. Never evicts an active incident (a WARNING when active ones alone
+/// exceed the cap).
+pub fn prune(state: &mut OpsState, now: DateTime<Utc>, r: Retention) {
+    let cutoff = now - Duration::hours(r.resolved_retention_hours as i64);
+    state.incidents.retain(|i| {
+        i.is_active()
+            || match i.resolved_at.as_deref().and_then(parse_ts) {
+                Some(t) => t >= cutoff,
+                None => true,
+            }
+    });
+    let rem_cutoff = now - Duration::hours(24);
+    state.recent_remediations.retain(|a| {
+        parse_ts(&a.timestamp)
+            .map(|t| t >= rem_cutoff)
+            .unwrap_or(false)
+    });
+    if state.incidents.len() > r.max_incidents {
+        let mut resolved: Vec<(Option<DateTime<Utc>>, String)> = state
+            .incidents
+            .iter()
+            .filter(|i| !i.is_active())
+            .map(|i| (i.resolved_at.as_deref().and_then(parse_ts), i.id.clone()))
+            .collect();
+        resolved.sort(); // None (missing) first, then oldest.
+        let excess = state.incidents.len() - r.max_incidents;
+        let evict: HashSet<String> = resolved
+            .into_iter()
+            .take(excess)
+            .map(|(_, id)| id)
+            .collect();
+        state.incidents.retain(|i| !evict.contains(&i.id));
+        if state.incidents.len() > r.max_incidents {
+            crate::logging::warn(
+                "ops-state",
+                format!(
+                    "{} active incidents exceed OPS_MAX_INCIDENTS ({}); keeping all active ones",
+                    state.incidents.len(),
+                    r.max_incidents
+                ),
+            );
+        }
+    }
+    if state.recent_remediations.len() > r.max_remediations {
+        state
+            .recent_remediations
+            .sort_by_key(|a| parse_ts(&a.timestamp));
+        let excess = state.recent_remediations.len() - r.max_remediations;
+        state.recent_remediations.drain(..excess);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AgentName, Severity};
+
+    fn inc(kind: &str, target: &str, now: DateTime<Utc>) -> Incident {
+        Incident::new(
+            AgentName::ScheduleDoctor,
+            kind,
+            Severity::Warning,
+            "schedule",
+            target,
+            "m",
+            "r",
+            now,
+        )
+    }
+
+    fn record(incidents: Vec<Incident>, covered: &[&str], now: DateTime<Utc>) -> RunRecord {
+        RunRecord {
+            result: AgentResult {
+                agent: "schedule-doctor".into(),
+                timestamp: ts(now),
+                incidents,
+                ..Default::default()
+            },
+            covered_types: covered.iter().map(|s| s.to_string()).collect(),
+            unexamined: HashSet::new(),
+            catalogue: vec!["past_end_schedule".into(), "no_target_schedule".into()],
+            resolve_suffix: HashMap::new(),
+            remediations: vec![],
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn sweep_resolves_only_covered_unraised_and_retires_old_types() {
+        let now = Utc::now();
+        let mut st = OpsState::empty(now);
+        st.incidents.push(inc("past_end_schedule", "a", now));
+        st.incidents.push(inc("past_end_schedule", "b", now));
+        st.incidents.push(inc("no_target_schedule", "c", now));
+        st.incidents.push(inc("orphan_schedule", "d", now));
+        let r = record_agent_run(
+            &mut st,
+            record(
+                vec![inc("past_end_schedule", "a", now)],
+                &["past_end_schedule"],
+                now,
+            ),
+            now,
+        );
+        let by = |id: &str| {
+            st.incidents
+                .iter()
+                .find(|i| i.id.ends_with(id))
+                .unwrap()
+                .clone()
+        };
+        assert!(by(":a").is_active());
+        assert!(!by(":b").is_active(), "covered and not raised → resolved");
+        assert!(by(":c").is_active(), "type not covered → untouched");
+        assert!(by(":d").message.ends_with(RETIRED_SUFFIX));
+        assert_eq!(r.issues_resolved, Some(2));
+        assert_eq!(st.last_run["schedule-doctor"], Value::String(ts(now)));
+    }
+
+    #[test]
+    fn eviction_never_drops_an_active_incident() {
+        let now = Utc::now();
+        let mut st = OpsState::empty(now);
+        for n in 0..5 {
+            let mut i = inc("past_end_schedule", &format!("r{n}"), now);
+            i.status = IncidentStatus::Resolved;
+            i.resolved_at = Some(ts(now - Duration::minutes(n)));
+            st.incidents.push(i);
+        }
+        for n in 0..4 {
+            st.incidents
+                .push(inc("past_end_schedule", &format!("a{n}"), now));
+        }
+        prune(
+            &mut st,
+            now,
+            Retention {
+                max_incidents: 3,
+                max_remediations: 10,
+                resolved_retention_hours: 24,
+            },
+        );
+        assert_eq!(st.incidents.len(), 4);
+        assert!(st.incidents.iter().all(|i| i.is_active()));
+    }
+
+    #[test]
+    fn corrupt_state_is_quarantined_under_the_lock_and_never_overwritten() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ops-state.json");
+        std::fs::write(&p, b"{not json").unwrap();
+        let store = StateStore::new(&p, std::time::Duration::from_secs(1), Retention::default());
+        let now = Utc::now();
+        assert!(store.snapshot(now).incidents.is_empty());
+        assert!(p.exists(), "snapshot quarantines nothing");
+        store.update(now, |_| ()).unwrap();
+        let q: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".corrupt-"))
+            .collect();
+        assert_eq!(q.len(), 1);
+        assert_eq!(std::fs::read(d.path().join(&q[0])).unwrap(), b"{not json");
+        let written = std::fs::read_to_string(&p).unwrap();
+        assert!(written.starts_with("{\n  \"systemStatus\""), "{written}");
+        assert!(!written.ends_with('\n'));
+    }
+}

@@ -1,0 +1,272 @@
+//! The lock-file protocol shared with the TypeScript agents (agents.md 4.2) and the atomic write of 4.5.
+//!
+//! A lock is `<file>.lock`, created with `O_CREAT|O_EXCL|O_WRONLY` and holding the owner token
+//! `<pid>:<counter>:<monotonic ns>`. A lock older than 30 000 ms is stale and reclaimed only if its mtime and token are
+//! unchanged on a second look. Release unlinks only a lock that still holds our token; it runs on drop, so every path
+//! (errors and panics included) releases. Nothing in here does network or subprocess I/O.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Age in milliseconds after which a lock file is stale (agents.md 4.2).
+pub const STALE_AFTER_MS: u64 = 30_000;
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Lock failures.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// The deadline passed while another process held the lock.
+    #[error("ops-state lock timeout after {waited_ms}ms (lock file: {path})")]
+    Timeout { waited_ms: u64, path: String },
+    /// The lock file could not be created for another reason (permissions, missing directory, …).
+    #[error("cannot create lock file {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A held lock; released (if still ours) when dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    path: PathBuf,
+    token: String,
+    released: bool,
+}
+
+fn monotonic_ns() -> u128 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos()
+}
+
+fn read_token(path: &Path) -> Option<String> {
+    let mut s = String::new();
+    File::open(path).ok()?.read_to_string(&mut s).ok()?;
+    Some(s)
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    fs::metadata(path).ok()?.modified().ok()
+}
+
+impl FileLock {
+    /// Acquires `lock_path` within `timeout`. Creates the parent directory when missing.
+    ///
+    /// Errors: [`LockError::Timeout`] after the deadline (the caller must not proceed unlocked), [`LockError::Io`] on
+    /// any other creation failure.
+    pub fn acquire(lock_path: &Path, timeout: Duration) -> Result<FileLock, LockError> {
+        let start = Instant::now();
+        if let Some(dir) = lock_path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = fs::create_dir_all(dir);
+        }
+        let pid = std::process::id();
+        let token = format!(
+            "{}:{}:{}",
+            pid,
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            monotonic_ns()
+        );
+        loop {
+            match OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(lock_path)
+            {
+                Ok(mut f) => {
+                    f.write_all(token.as_bytes()).map_err(|e| LockError::Io {
+                        path: lock_path.display().to_string(),
+                        source: e,
+                    })?;
+                    let _ = f.sync_all();
+                    return Ok(FileLock {
+                        path: lock_path.to_path_buf(),
+                        token,
+                        released: false,
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Stale check: mtime older than 30 s; re-stat and unlink only if nothing changed.
+                    if let Some(m) = mtime(lock_path) {
+                        let age = SystemTime::now().duration_since(m).unwrap_or_default();
+                        if age.as_millis() as u64 > STALE_AFTER_MS {
+                            let tok = read_token(lock_path);
+                            if mtime(lock_path) == Some(m) && read_token(lock_path) == tok {
+                                crate::logging::warn(
+                                    "ops-state",
+                                    format!(
+                                        "reclaiming stale lock {} ({} ms old, token {})",
+                                        lock_path.display(),
+                                        age.as_millis(),
+                                        tok.unwrap_or_default()
+                                    ),
+                                );
+                                let _ = fs::remove_file(lock_path);
+                                continue;
+                            }
+                        }
+                    }
+                    let waited = start.elapsed();
+                    if waited >= timeout {
+                        return Err(LockError::Timeout {
+                            waited_ms: waited.as_millis() as u64,
+                            path: lock_path.display().to_string(),
+                        });
+                    }
+                    let sleep = Duration::from_millis(50 + (pid as u64 % 25));
+                    std::thread::sleep(
+                        sleep.min(timeout.saturating_sub(waited).max(Duration::from_millis(1))),
+                    );
+                }
+                Err(e) => {
+                    return Err(LockError::Io {
+                        path: lock_path.display().to_string(),
+                        source: e,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The owner token written in the lock file.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Releases now (also done on drop): unlinks only if the file still holds our token.
+    pub fn release(mut self) {
+        self.release_inner();
+    }
+
+    fn release_inner(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        match read_token(&self.path) {
+            Some(t) if t == self.token => {
+                let _ = fs::remove_file(&self.path);
+            }
+            Some(other) => crate::logging::warn(
+                "ops-state",
+                format!(
+                    "lock {} was reclaimed by another process (token {other}); leaving it",
+                    self.path.display()
+                ),
+            ),
+            None => {}
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        self.release_inner();
+    }
+}
+
+/// The lock path of a data file: `<file>.lock`.
+pub fn lock_path_for(file: &Path) -> PathBuf {
+    let mut s = file.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+/// Atomic write (agents.md 4.5): `<file>.tmp-<pid>`, fsync, rename over the file, fsync the directory. On failure the
+/// old file stays and the temp file is removed. `mode` sets the permission bits of a new file (e.g. 0o600).
+pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::SeqCst);
+    if n == 0 {
+        tmp.push(format!(".tmp-{}", std::process::id()));
+    } else {
+        tmp.push(format!(".tmp-{}-{n}", std::process::id()));
+    }
+    let tmp = PathBuf::from(tmp);
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_acquirer_times_out_with_the_documented_message() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.json.lock");
+        let a = FileLock::acquire(&p, Duration::from_millis(100)).unwrap();
+        let e = FileLock::acquire(&p, Duration::from_millis(150))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("ops-state lock timeout after"), "{e}");
+        assert!(e.contains("s.json.lock"));
+        drop(a);
+        assert!(!p.exists(), "release removes our lock");
+        FileLock::acquire(&p, Duration::from_millis(100)).unwrap();
+    }
+
+    #[test]
+    fn stale_lock_is_reclaimed_and_foreign_lock_is_left_alone_on_release() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.json.lock");
+        fs::write(&p, "99999:0:1").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(60);
+        File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let l = FileLock::acquire(&p, Duration::from_millis(200)).unwrap();
+        // Someone reclaims our lock: our release must not remove their file.
+        fs::write(&p, "1:2:3").unwrap();
+        drop(l);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "1:2:3");
+    }
+
+    #[test]
+    fn atomic_write_replaces_content_and_leaves_no_temp_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.json");
+        atomic_write(&p, b"one", 0o600).unwrap();
+        atomic_write(&p, b"two", 0o600).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+}
