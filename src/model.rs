@@ -283,6 +283,7 @@ pub struct Incident {
 
 impl Incident {
     /// A new open incident with id `<agent>:<kind>:<target_id>`, `detected = now`, 0 attempts.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         agent: AgentName,
         kind: &str,

@@ -1,1 +1,270 @@
-//! (work in progress)
+//! The agents (agents.md section 6), one module each, as plain logic over small traits: each reads its inputs through
+//! an [`AgentContext`], derives findings with pure functions, remediates and verifies, and returns an
+//! [`AgentOutcome`]. Sessions, budgets, the state merge, exit codes and heartbeats are the runtime's job
+//! (`crate::runner`), written once.
+
+pub mod common;
+pub mod content_lifecycle;
+pub mod db_maintainer;
+pub mod fleet_manager;
+pub mod health_guardian;
+pub mod ops_reporter;
+pub mod probes;
+pub mod schedule_doctor;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::model::{AgentName, Incident, OpsState, RemediationAction, Severity, ts};
+use crate::state::audit::AuditLog;
+use crate::vizora::VizoraApi;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Kind of an inline message (agents.md 7.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InlineKind {
+    /// Inline critical alert (red).
+    Critical,
+    /// Inline warning alert.
+    Warning,
+    /// Fix notification: Slack only, `good`, off with `OPS_NOTIFY_FIXES=false`.
+    Fixed,
+}
+
+/// An inline alert or fix notification raised where an agent acts (agents.md 7.6).
+#[derive(Debug, Clone)]
+pub struct InlineAlert {
+    pub agent: AgentName,
+    pub kind: InlineKind,
+    /// One-line summary, e.g. `Auto-archived 3 expired content item(s)`.
+    pub summary: String,
+    /// Item lines (the first 10 are named).
+    pub items: Vec<String>,
+    /// Incidents covered (stamped when delivered): `(id, severity, status)`.
+    pub refs: Vec<Incident>,
+}
+
+/// Where inline alerts go. Delivery failures never change an agent's exit code.
+#[async_trait]
+pub trait AlertSink: Send + Sync {
+    /// Sends (or, in a dry run, prints) one inline message; returns the ids of the incidents whose alert was
+    /// delivered (to stamp in this run's write).
+    async fn inline(&self, alert: InlineAlert, now: DateTime<Utc>, dry_run: bool) -> Vec<String>;
+}
+
+/// An alert sink that only logs (no channel configured).
+pub struct LogAlertSink;
+
+#[async_trait]
+impl AlertSink for LogAlertSink {
+    async fn inline(&self, alert: InlineAlert, _now: DateTime<Utc>, _dry_run: bool) -> Vec<String> {
+        crate::logging::info(
+            alert.agent.as_str(),
+            format!(
+                "alert ({:?}, no channel delivered): {} {}",
+                alert.kind,
+                alert.summary,
+                alert.items.join("; ")
+            ),
+        );
+        Vec::new()
+    }
+}
+
+/// Everything an agent run reads: configuration, time, the lock-free prior state, the API, alerting.
+pub struct AgentContext {
+    pub cfg: Arc<Config>,
+    pub agent: AgentName,
+    /// UUID v4 of this run.
+    pub run_id: String,
+    /// The run's start time (all "at least N since" windows use it; agents.md 1.1).
+    pub started: DateTime<Utc>,
+    pub clock: Arc<dyn Clock>,
+    pub dry_run: bool,
+    /// Lock-free snapshot of the state (priors only; never written back).
+    pub snapshot: OpsState,
+    pub audit: AuditLog,
+    /// No wait or request starts past this instant.
+    pub deadline: Instant,
+    pub alerts: Arc<dyn AlertSink>,
+    /// The Vizora API (agents that log in).
+    pub api: Option<Arc<dyn VizoraApi>>,
+    /// HTTP client for probes and thumbnails.
+    pub http: reqwest::Client,
+    /// Process manager override (tests, the demo); `None` = from configuration.
+    pub process_manager: Option<Arc<dyn crate::procman::ProcessManager>>,
+}
+
+impl AgentContext {
+    /// The current instant from the injected clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The API, or an error for agents that need it.
+    pub fn api(&self) -> &Arc<dyn VizoraApi> {
+        self.api
+            .as_ref()
+            .expect("this agent runs with an API client")
+    }
+
+    /// Prior incidents of this agent in the snapshot, by id.
+    pub fn priors(&self) -> HashMap<String, Incident> {
+        self.snapshot
+            .incidents
+            .iter()
+            .filter(|i| i.agent == self.agent.as_str())
+            .map(|i| (i.id.clone(), i.clone()))
+            .collect()
+    }
+
+    /// Sleeps `secs` seconds (bounded by the deadline) — verification waits.
+    pub async fn wait_s(&self, secs: u64) {
+        let d = std::time::Duration::from_secs(secs)
+            .min(self.deadline.saturating_duration_since(Instant::now()));
+        if !d.is_zero() {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Logs an INFO line under the agent's name.
+    pub fn info(&self, msg: impl AsRef<str>) {
+        crate::logging::info(self.agent.as_str(), msg);
+    }
+    /// Logs a WARNING line under the agent's name.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        crate::logging::warn(self.agent.as_str(), msg);
+    }
+    /// Logs an ERROR line under the agent's name.
+    pub fn error(&self, msg: impl AsRef<str>) {
+        crate::logging::error(self.agent.as_str(), msg);
+    }
+
+    /// A new incident of this agent at the run's start, continuing the prior episode when one is active (agents.md
+    /// 2.5: `detected` and `attempts` carried, `lastAttemptAt` carried).
+    pub fn incident(
+        &self,
+        kind: &str,
+        severity: Severity,
+        target: &str,
+        target_id: &str,
+        message: impl Into<String>,
+        remediation: impl Into<String>,
+    ) -> Incident {
+        let mut i = Incident::new(
+            self.agent,
+            kind,
+            severity,
+            target,
+            target_id,
+            message,
+            remediation,
+            self.started,
+        );
+        if let Some(p) = self
+            .snapshot
+            .incidents
+            .iter()
+            .find(|p| p.id == i.id && p.is_active())
+        {
+            i.detected = p.detected.clone();
+            i.attempts = p.attempts;
+            i.last_attempt_at = p.last_attempt_at.clone();
+        }
+        i
+    }
+}
+
+/// How the run writes the state (agents.md 1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Full write: incidents, sweeps, `lastRun`.
+    #[default]
+    Full,
+    /// Abort after a mutation was attempted: incidents and remediations, no sweeps, `lastRun` unstamped.
+    Partial,
+    /// Configuration, credentials, login, first page, lock timeout, second instance: nothing written.
+    None,
+}
+
+/// Extra work the runtime applies inside the locked write after the merge (local only; ops-reporter's stamps).
+pub type StateHook = Box<dyn FnOnce(&mut OpsState, DateTime<Utc>) + Send>;
+
+/// What one run produced.
+#[derive(Default)]
+pub struct AgentOutcome {
+    /// Incidents raised this run, with their final status after remediation and verification.
+    pub incidents: Vec<Incident>,
+    /// Types whose check reached a verdict on complete input.
+    pub covered_types: HashSet<String>,
+    /// Ids judged impossible to examine this run (never swept).
+    pub unexamined: HashSet<String>,
+    /// Message suffix for specific swept ids.
+    pub resolve_suffix: HashMap<String, String>,
+    /// Remediation actions of this run (`verified` set where verification ran).
+    pub remediations: Vec<RemediationAction>,
+    /// Verified fixes (issuesFixed).
+    pub fixed: u32,
+    /// `agentResults[agent].stats`.
+    pub stats: Option<Value>,
+    /// Reason the run could not complete (exit 2).
+    pub fatal: Option<String>,
+    pub write: WriteMode,
+    /// Exit code override (ops-reporter: from its computed status).
+    pub exit_override: Option<i32>,
+    /// Human-readable report lines (the demo summary, `run` output).
+    pub report: Vec<String>,
+    /// The agent's incident catalogue (retired-type rule).
+    pub catalogue: Vec<String>,
+    /// Incidents covered by delivered inline alerts: stamped in this run's write.
+    pub alert_stamps: Vec<String>,
+    /// Extra local state work inside the lock.
+    pub state_hook: Option<StateHook>,
+}
+
+impl AgentOutcome {
+    /// An outcome with the agent's catalogue set.
+    pub fn new(catalogue: &[&str]) -> AgentOutcome {
+        AgentOutcome {
+            catalogue: catalogue.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Marks a type covered.
+    pub fn cover(&mut self, kind: &str) {
+        self.covered_types.insert(kind.to_string());
+    }
+
+    /// Raises (or re-raises) an incident.
+    pub fn raise(&mut self, inc: Incident) {
+        if let Some(existing) = self.incidents.iter_mut().find(|i| i.id == inc.id) {
+            *existing = inc;
+        } else {
+            self.incidents.push(inc);
+        }
+    }
+
+    /// Ends the run with exit 2 for `reason`, with the given write mode.
+    pub fn fail(&mut self, reason: impl Into<String>, write: WriteMode) {
+        self.fatal = Some(reason.into());
+        self.write = write;
+    }
+
+    /// Adds a report line.
+    pub fn note(&mut self, line: impl Into<String>) {
+        self.report.push(line.into());
+    }
+}
+
+/// Marks an incident resolved now (a verified fix), returning it.
+pub fn resolved(mut inc: Incident, now: DateTime<Utc>) -> Incident {
+    inc.status = crate::model::IncidentStatus::Resolved;
+    inc.resolved_at = Some(ts(now));
+    inc.error = None;
+    inc
+}

@@ -1,1 +1,1159 @@
-//! (work in progress)
+//! The Vizora API client (agents.md section 5, against design/vizora-api.md): session (login, one re-login on 401,
+//! awaited logout with cookies and CSRF header), envelope unwrap, error classes, page walk with completeness from
+//! `meta.total`, the host-wide rate budget, retries for idempotent requests, and the audited mutation helper.
+//!
+//! The client has no DELETE method. Agents use it through the [`VizoraApi`] trait.
+
+pub mod budget;
+
+use crate::model::{RemediationAction, ts};
+use crate::state::audit::{AuditLog, MutationLine};
+use async_trait::async_trait;
+use budget::{Admission, Limits, RateBudget};
+use rand::Rng;
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::Mutex as StdMutex;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Error classes of agents.md 5.7, with the context a user needs (`API <status> <METHOD> <path>: <message>`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// Connect/TLS/reset/timeout, after retries.
+    #[error("API transport error {method} {path}: {cause}")]
+    Transport {
+        method: String,
+        path: String,
+        cause: String,
+    },
+    /// 5xx after retries.
+    #[error("API {status} {method} {path}: {message}")]
+    Server {
+        status: u16,
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// 429 that could not be waited out.
+    #[error("API 429 {method} {path}: {message}")]
+    RateLimited {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// 401 (after the single re-login).
+    #[error("API 401 {method} {path}: {message}")]
+    Unauthorized {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// 403: role, subscription or CSRF.
+    #[error("API 403 {method} {path}: {message}")]
+    Forbidden {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// 404 not starting with `Cannot `: the entity is gone.
+    #[error("API 404 {method} {path}: {message}")]
+    NotFound {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// 404 `Cannot <METHOD> …` or 405: the route is missing (contract drift).
+    #[error("API {status} {method} {path}: {message}")]
+    RouteMissing {
+        status: u16,
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// 400, 409, 413 and other 4xx.
+    #[error("API {status} {method} {path}: {message}")]
+    Rejected {
+        status: u16,
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// 2xx with an unparseable or unexpected body.
+    #[error("API {status} {method} {path}: unexpected response body ({message})")]
+    BadShape {
+        status: u16,
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// A list answered in an unknown shape (fatal, never an empty list; agents.md 5.4).
+    #[error("API {path}: unrecognised list shape ({detail})")]
+    UnrecognisedListShape { path: String, detail: String },
+    /// The local budget or the deadline does not allow the request (deferred, not examined).
+    #[error("API budget exhausted before the run deadline ({method} {path})")]
+    BudgetExhausted { method: String, path: String },
+    /// No credentials configured.
+    #[error(
+        "FATAL: no API credentials (set OPS_EMAIL/OPS_PASSWORD or VALIDATOR_EMAIL/VALIDATOR_PASSWORD)"
+    )]
+    NoCredentials,
+    /// Login failed (any non-429 failure, MFA, no token).
+    #[error("login failed: {0}")]
+    LoginFailed(String),
+    /// A second 401 in the run (agents.md 5.2).
+    #[error("session rejected twice in this run: {0}")]
+    AuthLost(String),
+}
+
+impl ApiError {
+    /// Whether the run must stop with exit 2 (login/auth failures, shape).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            ApiError::NoCredentials
+                | ApiError::LoginFailed(_)
+                | ApiError::AuthLost(_)
+                | ApiError::UnrecognisedListShape { .. }
+        )
+    }
+    /// HTTP status of the error, when it has one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Server { status, .. }
+            | ApiError::RouteMissing { status, .. }
+            | ApiError::Rejected { status, .. }
+            | ApiError::BadShape { status, .. } => Some(*status),
+            ApiError::RateLimited { .. } => Some(429),
+            ApiError::Unauthorized { .. } => Some(401),
+            ApiError::Forbidden { .. } => Some(403),
+            ApiError::NotFound { .. } => Some(404),
+            _ => None,
+        }
+    }
+}
+
+/// Unwraps the envelope: an object with a boolean `success` and a `data` key → `data`; otherwise the whole body.
+pub fn unwrap_envelope(v: Value) -> Value {
+    match v {
+        Value::Object(mut m)
+            if m.get("success").is_some_and(Value::is_boolean) && m.contains_key("data") =>
+        {
+            m.remove("data").unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
+
+/// The message of an error body: `message` (string, or array joined with "; "), else the first 500 characters.
+pub fn error_message(body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(m)) => match m.get("message") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => body.chars().take(500).collect(),
+        },
+        _ => body.chars().take(500).collect(),
+    }
+}
+
+/// A page walk's outcome (agents.md 5.4).
+#[derive(Debug, Clone, Default)]
+pub struct ListResult {
+    /// The collected items, de-duplicated by `id`, in list order.
+    pub items: Vec<Value>,
+    /// True only if every page succeeded, all reported the same `meta.total` and the unique ids equal it.
+    pub complete: bool,
+    /// The last `meta.total` seen.
+    pub total: Option<u64>,
+    /// Why the walk is incomplete.
+    pub reason: Option<String>,
+    /// Number of page requests made.
+    pub pages: u32,
+}
+
+/// One audited API mutation (agents.md 5.8).
+#[derive(Debug, Clone)]
+pub struct MutationRequest {
+    /// Human action, e.g. `Archive expired content "Summer Sale"`.
+    pub action: String,
+    /// Entity kind (`content`, `display`, `schedule`, `playlist`).
+    pub target: String,
+    pub target_id: String,
+    pub method: Method,
+    /// Path under the origin, including `/api/v1`.
+    pub path: String,
+    pub body: Value,
+    /// Path of the fresh `before` read.
+    pub before_path: String,
+    /// Route slug for contract drift (`post-content-archive`, `patch-playlists`, …).
+    pub route_slug: String,
+    /// Retried on 5xx/timeouts (false for `POST /fleet/commands`; agents.md 5.6).
+    pub idempotent: bool,
+}
+
+/// Outcome of a mutation.
+#[derive(Debug, Clone)]
+pub enum MutationStatus {
+    /// Sent and succeeded; the unwrapped response (`Null` for a bad body, with a WARNING).
+    Done(Value),
+    /// Dry run: the audit line was written, nothing sent.
+    DryRun,
+    /// The `before` read answered 404: nothing written; the caller resolves.
+    Gone,
+    /// The `before` read failed otherwise: nothing written, finding stays open (`pre-write read failed: …`).
+    PreReadFailed(ApiError),
+    /// The route drifted earlier in this run: not called.
+    SkippedDrift,
+    /// Sent and failed.
+    Failed(ApiError),
+}
+
+/// A mutation's outcome with its audit id, `before` and the RemediationAction recorded for it (none for dry runs,
+/// skipped or pre-read failures).
+#[derive(Debug, Clone)]
+pub struct MutationOutcome {
+    pub status: MutationStatus,
+    pub before: Option<Value>,
+    pub audit_id: Option<String>,
+    pub action: Option<RemediationAction>,
+}
+
+impl MutationOutcome {
+    /// The route answered 404 `Cannot …` or 405.
+    pub fn is_drift(&self) -> bool {
+        matches!(
+            &self.status,
+            MutationStatus::Failed(ApiError::RouteMissing { .. })
+        )
+    }
+}
+
+/// What agents need from the API (a trait, so agents run against fakes in unit tests).
+#[async_trait]
+pub trait VizoraApi: Send + Sync {
+    /// `GET path`, unwrapped.
+    async fn get(&self, path: &str) -> Result<Value, ApiError>;
+    /// Page walk of a list route.
+    async fn walk(&self, path: &str) -> Result<ListResult, ApiError>;
+    /// Audited mutation (agents.md 5.8).
+    async fn mutate(&self, req: MutationRequest) -> MutationOutcome;
+    /// Idempotent non-mutation POST (dashboard push), retried per 5.6. Not audited.
+    async fn post_idempotent(&self, path: &str, body: &Value) -> Result<Value, ApiError>;
+    /// The organization id of the ops user (after login).
+    fn organization_id(&self) -> Option<String>;
+    /// Route slugs that drifted in this run.
+    fn drifted_routes(&self) -> Vec<String>;
+}
+
+#[derive(Debug, Clone)]
+struct Session {
+    token: String,
+    cookies: Vec<(String, String)>,
+    csrf: Option<String>,
+}
+
+/// Settings of one client.
+#[derive(Clone)]
+pub struct ClientOptions {
+    pub base_url: String,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub agent: String,
+    pub run_id: String,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    pub notify_timeout: Duration,
+    pub retries: u32,
+    pub max_list_items: usize,
+    pub dry_run: bool,
+    /// The run deadline: no wait or request starts past it.
+    pub deadline: Instant,
+}
+
+/// Session and error counters of a run (agents.md 5.2).
+#[derive(Debug, Clone, Default)]
+pub struct SessionStats {
+    pub logins: u32,
+    pub logouts_ok: u32,
+    pub logouts_failed: u32,
+    pub requests: u64,
+}
+
+/// The real client.
+pub struct Client {
+    http: reqwest::Client,
+    opts: ClientOptions,
+    budget: Arc<RateBudget>,
+    audit: AuditLog,
+    session: Mutex<Option<Session>>,
+    relogged: StdMutex<bool>,
+    org_id: StdMutex<Option<String>>,
+    drift: StdMutex<HashSet<String>>,
+    stats: StdMutex<SessionStats>,
+    /// Remediation actions recorded by mutations (drained by the runner).
+    actions: StdMutex<Vec<RemediationAction>>,
+}
+
+/// Keys kept in the state's small projections of `before`/`after` (agents.md 5.8), besides the body's keys.
+const PROJECTION_KEYS: [&str; 16] = [
+    "id",
+    "name",
+    "nickname",
+    "status",
+    "isActive",
+    "currentPlaylistId",
+    "updatedAt",
+    "expiresAt",
+    "lastHeartbeat",
+    "commandId",
+    "devicesTargeted",
+    "devicesOnline",
+    "devicesQueued",
+    "devicesDelivered",
+    "devicesFailed",
+    "itemCount",
+];
+
+/// A small projection of an entity: [`PROJECTION_KEYS`] plus `extra` keys (the fields the mutation changes).
+pub fn project(v: &Value, extra: &[&str]) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut o = Map::new();
+            for (k, x) in m {
+                if PROJECTION_KEYS.contains(&k.as_str()) || extra.contains(&k.as_str()) {
+                    let x = if k == "items" {
+                        // Playlist items: ids and order only.
+                        Value::Array(
+                            x.as_array()
+                                .map(|a| {
+                                    a.iter()
+                                        .map(|i| json!({"contentId": i.get("contentId"), "order": i.get("order")}))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        )
+                    } else {
+                        x.clone()
+                    };
+                    o.insert(k.clone(), x);
+                }
+            }
+            Value::Object(o)
+        }
+        other => other.clone(),
+    }
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let mut best: Option<Duration> = None;
+    for (name, val) in headers {
+        let n = name.as_str().to_ascii_lowercase();
+        if n != "retry-after" && !n.starts_with("retry-after-") {
+            continue;
+        }
+        let Ok(s) = val.to_str() else { continue };
+        let d = if let Ok(secs) = s.trim().parse::<f64>() {
+            Some(Duration::from_secs_f64(secs.max(0.0)))
+        } else if let Ok(t) = httpdate::parse_http_date(s.trim()) {
+            Some(
+                t.duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default(),
+            )
+        } else {
+            None
+        };
+        if let Some(d) = d {
+            best = Some(best.map_or(d, |b| b.max(d)));
+        }
+    }
+    best.map(|d| d.max(Duration::from_secs(1)))
+}
+
+struct RawResponse {
+    status: StatusCode,
+    body: String,
+    headers: reqwest::header::HeaderMap,
+}
+
+impl Client {
+    /// Builds a client. Errors only if the HTTP client cannot be built.
+    pub fn new(
+        opts: ClientOptions,
+        budget: Arc<RateBudget>,
+        audit: AuditLog,
+    ) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(format!(
+                "vizora-ops/{} ({})",
+                env!("CARGO_PKG_VERSION"),
+                opts.agent
+            ))
+            .build()?;
+        Ok(Client {
+            http,
+            opts,
+            budget,
+            audit,
+            session: Mutex::new(None),
+            relogged: StdMutex::new(false),
+            org_id: StdMutex::new(None),
+            drift: StdMutex::new(HashSet::new()),
+            stats: StdMutex::new(SessionStats::default()),
+            actions: StdMutex::new(Vec::new()),
+        })
+    }
+
+    /// A budget from configuration: file backend at `<state dir>/ops-ratelimit.json` or memory.
+    pub fn budget_from_config(cfg: &crate::config::Config) -> Arc<RateBudget> {
+        let l = Limits {
+            per_second: cfg.api.rate_per_second,
+            per_minute: cfg.api.rate_per_minute,
+            per_hour: cfg.api.rate_per_hour,
+            logins_per_minute: cfg.api.logins_per_minute,
+        };
+        Arc::new(match cfg.api.rate_backend {
+            crate::config::RateLimitBackend::File => {
+                RateBudget::file(l, cfg.state_dir().join("ops-ratelimit.json"))
+            }
+            _ => RateBudget::memory(l),
+        })
+    }
+
+    /// Session counters so far.
+    pub fn stats(&self) -> SessionStats {
+        self.stats.lock().expect("stats").clone()
+    }
+
+    /// Drains the remediation actions recorded by mutations.
+    pub fn take_actions(&self) -> Vec<RemediationAction> {
+        std::mem::take(&mut *self.actions.lock().expect("actions"))
+    }
+
+    fn remaining(&self) -> Duration {
+        self.opts.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.opts.base_url.trim_end_matches('/'), path)
+    }
+
+    /// One HTTP exchange through the budget (no retries). `auth`: send the bearer token.
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+        kind: Admission,
+        timeout: Duration,
+    ) -> Result<RawResponse, ApiError> {
+        self.budget
+            .acquire(kind, self.opts.deadline)
+            .await
+            .map_err(|_| ApiError::BudgetExhausted {
+                method: method.to_string(),
+                path: path.to_string(),
+            })?;
+        self.stats.lock().expect("stats").requests += 1;
+        let timeout = timeout.min(self.remaining().max(Duration::from_millis(1)));
+        let mut rb = self
+            .http
+            .request(method.clone(), self.url(path))
+            .header("Accept", "application/json")
+            .timeout(timeout);
+        if let Some(t) = token {
+            rb = rb.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(b) = body {
+            rb = rb
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let tr = |e: reqwest::Error| ApiError::Transport {
+            method: method.to_string(),
+            path: path.to_string(),
+            cause: if e.is_timeout() {
+                format!("timeout after {} ms", timeout.as_millis())
+            } else {
+                e.to_string()
+            },
+        };
+        let resp = rb.send().await.map_err(tr)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.map_err(tr)?;
+        Ok(RawResponse {
+            status,
+            body,
+            headers,
+        })
+    }
+
+    fn classify(&self, method: &Method, path: &str, r: &RawResponse) -> ApiError {
+        let m = method.to_string();
+        let p = path.to_string();
+        let message = crate::redact::redact_str(&error_message(&r.body));
+        let s = r.status.as_u16();
+        match s {
+            401 => ApiError::Unauthorized {
+                method: m,
+                path: p,
+                message,
+            },
+            403 => ApiError::Forbidden {
+                method: m,
+                path: p,
+                message,
+            },
+            404 if message.starts_with("Cannot ") => ApiError::RouteMissing {
+                status: 404,
+                method: m,
+                path: p,
+                message,
+            },
+            405 => ApiError::RouteMissing {
+                status: 405,
+                method: m,
+                path: p,
+                message,
+            },
+            404 => ApiError::NotFound {
+                method: m,
+                path: p,
+                message,
+            },
+            429 => ApiError::RateLimited {
+                method: m,
+                path: p,
+                message,
+            },
+            500..=599 => ApiError::Server {
+                status: s,
+                method: m,
+                path: p,
+                message,
+            },
+            _ => ApiError::Rejected {
+                status: s,
+                method: m,
+                path: p,
+                message,
+            },
+        }
+    }
+
+    /// Logs in (agents.md 5.2). Retried only after a 429.
+    pub async fn login(&self) -> Result<(), ApiError> {
+        let (Some(email), Some(password)) = (&self.opts.email, &self.opts.password) else {
+            return Err(ApiError::NoCredentials);
+        };
+        let path = "/api/v1/auth/login";
+        let body = json!({"email": email, "password": password});
+        let mut tries = 0;
+        let r = loop {
+            let r = self
+                .send_once(
+                    &Method::POST,
+                    path,
+                    Some(&body),
+                    None,
+                    Admission::Login,
+                    self.opts.request_timeout,
+                )
+                .await
+                .map_err(|e| ApiError::LoginFailed(e.to_string()))?;
+            if r.status.as_u16() == 429 && tries < self.opts.retries {
+                let wait = retry_after(&r.headers).unwrap_or(Duration::from_secs(1));
+                self.budget.block_for(wait);
+                if wait <= Duration::from_secs(60) && wait < self.remaining() {
+                    tries += 1;
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            }
+            break r;
+        };
+        if !r.status.is_success() {
+            return Err(ApiError::LoginFailed(
+                self.classify(&Method::POST, path, &r).to_string(),
+            ));
+        }
+        let cookies: Vec<(String, String)> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            })
+            .collect();
+        let data = serde_json::from_str::<Value>(&r.body)
+            .map(unwrap_envelope)
+            .map_err(|e| ApiError::LoginFailed(format!("unparseable login response: {e}")))?;
+        if data.get("mfaRequired").and_then(Value::as_bool) == Some(true)
+            || data.get("mfaEnrollmentRequired").and_then(Value::as_bool) == Some(true)
+        {
+            return Err(ApiError::LoginFailed(
+                "the ops account requires MFA; use an account without MFA in an organization that does not require it"
+                    .into(),
+            ));
+        }
+        let token = ["access_token", "accessToken", "token"]
+            .iter()
+            .find_map(|k| data.get(*k).and_then(Value::as_str))
+            .ok_or_else(|| ApiError::LoginFailed("login response carries no token".into()))?
+            .to_string();
+        crate::redact::register_secret(&token);
+        if let Some(org) = data.pointer("/user/organizationId").and_then(Value::as_str) {
+            *self.org_id.lock().expect("org") = Some(org.to_string());
+        }
+        let csrf = cookies
+            .iter()
+            .find(|(k, _)| k == "vizora_csrf_token")
+            .map(|(_, v)| v.clone());
+        for (_, v) in &cookies {
+            crate::redact::register_secret(v);
+        }
+        *self.session.lock().await = Some(Session {
+            token,
+            cookies,
+            csrf,
+        });
+        self.stats.lock().expect("stats").logins += 1;
+        Ok(())
+    }
+
+    async fn token(&self) -> Result<String, ApiError> {
+        {
+            let g = self.session.lock().await;
+            if let Some(s) = g.as_ref() {
+                return Ok(s.token.clone());
+            }
+        }
+        self.login().await?;
+        Ok(self
+            .session
+            .lock()
+            .await
+            .as_ref()
+            .map(|s| s.token.clone())
+            .unwrap_or_default())
+    }
+
+    /// Logs out the current session, if any (agents.md 5.2): the session is forgotten first; cookies and the CSRF
+    /// header are presented. Failures are logged and counted, never raised.
+    pub async fn logout(&self) {
+        let Some(s) = self.session.lock().await.take() else {
+            return;
+        };
+        self.logout_session(s).await;
+    }
+
+    async fn logout_session(&self, s: Session) {
+        let path = "/api/v1/auth/logout";
+        let res: Result<StatusCode, String> = async {
+            self.budget
+                .acquire(
+                    Admission::Request,
+                    self.opts
+                        .deadline
+                        .max(Instant::now() + self.opts.notify_timeout),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut rb = self
+                .http
+                .post(self.url(path))
+                .timeout(self.opts.notify_timeout)
+                .header("Accept", "application/json")
+                .header("Authorization", format!("Bearer {}", s.token));
+            if !s.cookies.is_empty() {
+                rb = rb.header(
+                    "Cookie",
+                    s.cookies
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                );
+            }
+            if let Some(c) = &s.csrf {
+                rb = rb.header("X-CSRF-Token", c);
+            }
+            let r = rb.send().await.map_err(|e| e.to_string())?;
+            Ok(r.status())
+        }
+        .await;
+        let mut st = self.stats.lock().expect("stats");
+        match res {
+            Ok(code) if code.is_success() => st.logouts_ok += 1,
+            Ok(code) => {
+                st.logouts_failed += 1;
+                crate::logging::error(
+                    "api-client",
+                    format!("logout answered {code}: refresh token not revoked"),
+                );
+            }
+            Err(e) => {
+                st.logouts_failed += 1;
+                crate::logging::error(
+                    "api-client",
+                    format!("logout failed ({e}): refresh token not revoked"),
+                );
+            }
+        }
+    }
+
+    /// Logs out and prints `released <n> session(s)` or `ERROR: <failed>/<n> session release(s) failed`.
+    pub async fn finish(&self) {
+        self.logout().await;
+        let st = self.stats();
+        let n = st.logouts_ok + st.logouts_failed;
+        if n == 0 {
+            return;
+        }
+        if st.logouts_failed == 0 {
+            crate::logging::info("api-client", format!("released {n} session(s)"));
+        } else {
+            crate::logging::error(
+                "api-client",
+                format!("{}/{n} session release(s) failed", st.logouts_failed),
+            );
+        }
+    }
+
+    /// An authenticated request with the retry policy of agents.md 5.6 and the 401 rule of 5.2.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<Value, ApiError> {
+        let mut attempt: u32 = 0;
+        loop {
+            let token = self.token().await?;
+            let r = self
+                .send_once(
+                    &method,
+                    path,
+                    body,
+                    Some(&token),
+                    Admission::Request,
+                    self.opts.request_timeout,
+                )
+                .await;
+            let err = match r {
+                Ok(r) if r.status.is_success() => {
+                    return match serde_json::from_str::<Value>(&r.body) {
+                        Ok(v) => Ok(unwrap_envelope(v)),
+                        Err(e) if r.body.trim().is_empty() => {
+                            let _ = e;
+                            Ok(Value::Null)
+                        }
+                        Err(e) => Err(ApiError::BadShape {
+                            status: r.status.as_u16(),
+                            method: method.to_string(),
+                            path: path.to_string(),
+                            message: format!("malformed JSON: {e}"),
+                        }),
+                    };
+                }
+                Ok(r) if r.status.as_u16() == 401 => {
+                    let already = {
+                        let mut g = self.relogged.lock().expect("relogged");
+                        let a = *g;
+                        *g = true;
+                        a
+                    };
+                    let e = self.classify(&method, path, &r);
+                    if already {
+                        return Err(ApiError::AuthLost(e.to_string()));
+                    }
+                    crate::logging::warn("api-client", format!("{e}; logging in again"));
+                    if let Some(old) = self.session.lock().await.take() {
+                        self.logout_session(old).await;
+                    }
+                    self.login().await?;
+                    continue;
+                }
+                Ok(r) if r.status.as_u16() == 429 => {
+                    let e = self.classify(&method, path, &r);
+                    let wait = retry_after(&r.headers).unwrap_or(Duration::from_secs(1));
+                    self.budget.block_for(wait);
+                    if attempt < self.opts.retries
+                        && wait <= Duration::from_secs(60)
+                        && wait < self.remaining()
+                    {
+                        attempt += 1;
+                        crate::logging::warn(
+                            "api-client",
+                            format!("{e}; waiting {} s (Retry-After)", wait.as_secs()),
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Ok(r) => {
+                    let e = self.classify(&method, path, &r);
+                    if !(idempotent && r.status.is_server_error()) {
+                        return Err(e);
+                    }
+                    e
+                }
+                Err(e @ ApiError::Transport { .. }) if idempotent => e,
+                Err(e) => return Err(e),
+            };
+            if attempt >= self.opts.retries {
+                return Err(err);
+            }
+            attempt += 1;
+            let wait = Duration::from_secs_f64(
+                rand::rng().random_range(0.5..1.0) * 2f64.powi(attempt as i32 - 1),
+            );
+            if wait >= self.remaining() {
+                return Err(err);
+            }
+            crate::logging::warn(
+                "api-client",
+                format!("{err}; retry {attempt} in {} ms", wait.as_millis()),
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn walk_once(&self, path: &str) -> Result<ListResult, ApiError> {
+        let mut out = ListResult::default();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut totals: HashSet<u64> = HashSet::new();
+        let mut has_total = true;
+        let mut page: u64 = 1;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        loop {
+            let p = format!("{path}{sep}page={page}&limit=100");
+            let payload = match self.request(Method::GET, &p, None, true).await {
+                Ok(v) => v,
+                Err(e) if page == 1 => return Err(e),
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => {
+                    out.reason = Some(format!("page {page} failed: {e}"));
+                    return Ok(out);
+                }
+            };
+            out.pages += 1;
+            let (arr, meta) = match &payload {
+                Value::Array(a) => {
+                    has_total = false;
+                    (a.clone(), None)
+                }
+                Value::Object(m) => match m.get("data").or_else(|| m.get("items")) {
+                    Some(Value::Array(a)) => (
+                        a.clone(),
+                        m.get("meta")
+                            .cloned()
+                            .or_else(|| m.get("total").map(|t| json!({"total": t}))),
+                    ),
+                    _ => {
+                        return Err(ApiError::UnrecognisedListShape {
+                            path: path.to_string(),
+                            detail: format!(
+                                "page {page}: object without a data/items array (keys: {})",
+                                m.keys().cloned().collect::<Vec<_>>().join(", ")
+                            ),
+                        });
+                    }
+                },
+                other => {
+                    return Err(ApiError::UnrecognisedListShape {
+                        path: path.to_string(),
+                        detail: format!("page {page}: {} instead of a list", json_kind(other)),
+                    });
+                }
+            };
+            let total = meta
+                .as_ref()
+                .and_then(|m| m.get("total"))
+                .and_then(Value::as_u64);
+            let total_pages = meta
+                .as_ref()
+                .and_then(|m| m.get("totalPages"))
+                .and_then(Value::as_u64);
+            match total {
+                Some(t) => {
+                    totals.insert(t);
+                    out.total = Some(t);
+                }
+                None => has_total = false,
+            }
+            let n = arr.len();
+            for item in arr {
+                let id = item.get("id").map(|i| {
+                    i.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| i.to_string())
+                });
+                match id {
+                    Some(id) => {
+                        if seen.insert(id) {
+                            out.items.push(item);
+                        }
+                    }
+                    None => out.items.push(item),
+                }
+            }
+            if out.items.len() >= self.opts.max_list_items {
+                out.items.truncate(self.opts.max_list_items);
+                out.reason = Some(format!(
+                    "stopped at OPS_MAX_LIST_ITEMS ({})",
+                    self.opts.max_list_items
+                ));
+                return Ok(out);
+            }
+            if n < 100 || total_pages.is_some_and(|tp| page >= tp) {
+                break;
+            }
+            page += 1;
+        }
+        if !has_total {
+            out.reason = Some("the list reports no total; completeness cannot be proven".into());
+        } else if totals.len() > 1 {
+            out.reason = Some(format!("pages reported different totals ({totals:?})"));
+        } else if out.total != Some(out.items.len() as u64) {
+            out.reason = Some(format!(
+                "collected {} unique items but the API reports {}",
+                out.items.len(),
+                out.total.unwrap_or(0)
+            ));
+        } else {
+            out.complete = true;
+        }
+        Ok(out)
+    }
+
+    fn record_action(&self, a: RemediationAction) {
+        self.actions.lock().expect("actions").push(a);
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[async_trait]
+impl VizoraApi for Client {
+    async fn get(&self, path: &str) -> Result<Value, ApiError> {
+        self.request(Method::GET, path, None, true).await
+    }
+
+    async fn walk(&self, path: &str) -> Result<ListResult, ApiError> {
+        let first = self.walk_once(path).await?;
+        if first
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("different totals"))
+        {
+            crate::logging::warn(
+                "api-client",
+                format!("{path}: totals changed during the walk; walking once more"),
+            );
+            return self.walk_once(path).await;
+        }
+        Ok(first)
+    }
+
+    async fn mutate(&self, req: MutationRequest) -> MutationOutcome {
+        let none = |status| MutationOutcome {
+            status,
+            before: None,
+            audit_id: None,
+            action: None,
+        };
+        if self.drift.lock().expect("drift").contains(&req.route_slug) {
+            return none(MutationStatus::SkippedDrift);
+        }
+        let started = chrono::Utc::now();
+        let before = match self.get(&req.before_path).await {
+            Ok(v) => v,
+            Err(ApiError::NotFound { .. }) => return none(MutationStatus::Gone),
+            Err(e) => return none(MutationStatus::PreReadFailed(e)),
+        };
+        let body_keys: Vec<&str> = req
+            .body
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut line = MutationLine::new(
+            &self.opts.run_id,
+            &self.opts.agent,
+            &req.action,
+            req.method.as_str(),
+            &req.target,
+            &req.target_id,
+            started,
+            before.clone(),
+            self.opts.dry_run,
+        );
+        line.endpoint = Some(req.path.clone());
+        line.request = Some(req.body.clone());
+        if self.opts.dry_run {
+            if let Err(e) = self.audit.append(&line) {
+                crate::logging::error("api-client", format!("audit append failed: {e}"));
+            }
+            return MutationOutcome {
+                status: MutationStatus::DryRun,
+                before: Some(before),
+                audit_id: Some(line.id),
+                action: None,
+            };
+        }
+        let t0 = Instant::now();
+        let res = self
+            .request(
+                req.method.clone(),
+                &req.path,
+                Some(&req.body),
+                req.idempotent,
+            )
+            .await;
+        line.duration_ms = Some(t0.elapsed().as_millis() as u64);
+        let (status, after, error, http) = match res {
+            Ok(v) => (MutationStatus::Done(v.clone()), Some(v), None, Some(200)),
+            Err(ApiError::BadShape { status, .. }) => {
+                crate::logging::warn(
+                    "api-client",
+                    format!(
+                        "{} {}: success with an unparseable body",
+                        req.method, req.path
+                    ),
+                );
+                (
+                    MutationStatus::Done(Value::Null),
+                    Some(Value::Null),
+                    None,
+                    Some(status),
+                )
+            }
+            Err(e) => {
+                if matches!(e, ApiError::RouteMissing { .. }) {
+                    self.drift
+                        .lock()
+                        .expect("drift")
+                        .insert(req.route_slug.clone());
+                }
+                let s = e.status();
+                (
+                    MutationStatus::Failed(e.clone()),
+                    None,
+                    Some(e.to_string()),
+                    s,
+                )
+            }
+        };
+        line.success = error.is_none();
+        line.after = after.clone();
+        line.error = error.clone();
+        line.http_status = http;
+        if let Err(e) = self.audit.append(&line) {
+            crate::logging::error(
+                "api-client",
+                format!("audit append failed after a mutation: {e}"),
+            );
+        }
+        let action = RemediationAction {
+            agent: self.opts.agent.clone(),
+            timestamp: ts(started),
+            action: req.action.clone(),
+            target: req.target.clone(),
+            target_id: req.target_id.clone(),
+            method: req.method.to_string(),
+            endpoint: Some(req.path.clone()),
+            before: Some(project(&before, &body_keys)),
+            after: after.as_ref().map(|a| project(a, &body_keys)),
+            success: error.is_none(),
+            error,
+            verified: None,
+            run_id: Some(self.opts.run_id.clone()),
+            extra: Map::new(),
+        };
+        self.record_action(action.clone());
+        MutationOutcome {
+            status,
+            before: Some(before),
+            audit_id: Some(line.id),
+            action: Some(action),
+        }
+    }
+
+    async fn post_idempotent(&self, path: &str, body: &Value) -> Result<Value, ApiError> {
+        self.request(Method::POST, path, Some(body), true).await
+    }
+
+    fn organization_id(&self) -> Option<String> {
+        self.org_id.lock().expect("org").clone()
+    }
+
+    fn drifted_routes(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.drift.lock().expect("drift").iter().cloned().collect();
+        v.sort();
+        v
+    }
+}
+
+/// Per-slug mutation counters for summaries (unused routes absent).
+pub type RouteCounts = HashMap<String, u32>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_and_error_bodies_unwrap_as_the_api_sends_them() {
+        assert_eq!(
+            unwrap_envelope(json!({"success":true,"data":{"a":1}})),
+            json!({"a":1})
+        );
+        assert_eq!(
+            unwrap_envelope(json!({"success":true,"message":"x"})),
+            json!({"success":true,"message":"x"})
+        );
+        assert_eq!(
+            error_message(r#"{"statusCode":400,"message":["a","b"],"error":"Bad Request"}"#),
+            "a; b"
+        );
+        assert_eq!(error_message("<html>oops</html>"), "<html>oops</html>");
+    }
+
+    #[test]
+    fn retry_after_takes_the_largest_header_and_at_least_one_second() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "0".parse().unwrap());
+        h.insert("retry-after-medium", "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "0".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(1)));
+    }
+}

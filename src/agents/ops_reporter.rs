@@ -1,0 +1,16 @@
+//! ops-reporter (agents.md section 6): not implemented yet.
+
+use super::{AgentContext, AgentOutcome, WriteMode};
+
+/// Incident types of this agent (agents.md section 3).
+pub const CATALOGUE: &[&str] = &[];
+
+/// Runs the agent once. Not available yet: exits 2 without writing.
+pub async fn run(_ctx: &AgentContext) -> AgentOutcome {
+    let mut o = AgentOutcome::new(CATALOGUE);
+    o.fail(
+        "ops-reporter is not available in this version",
+        WriteMode::None,
+    );
+    o
+}

@@ -1,0 +1,240 @@
+//! The host-wide rate budget (agents.md 5.5): sliding windows of 1 s, 60 s and 3 600 s for every request to the API
+//! origin, plus a 60 s window for logins, shared by every agent process on the host through a locked file
+//! (`<state dir>/ops-ratelimit.json`) or, in one process, memory. A 429 blocks everyone until `Retry-After`.
+
+use crate::state::lock::{FileLock, atomic_write, lock_path_for};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Limits of the budget (requests per window; logins per minute).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub per_second: u32,
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub logins_per_minute: u32,
+}
+
+/// What is being admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    Request,
+    /// A login: counts as a request and against the login window.
+    Login,
+}
+
+/// The admissible instant lies past the caller's deadline: the work is deferred (not examined).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("API budget exhausted before the run deadline")]
+pub struct BudgetExhausted;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Windows {
+    #[serde(default = "one")]
+    version: u32,
+    #[serde(default)]
+    requests: VecDeque<i64>,
+    #[serde(default)]
+    logins: VecDeque<i64>,
+    #[serde(default)]
+    blocked_until: i64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Windows {
+    fn prune(&mut self, now: i64) {
+        while self.requests.front().is_some_and(|&t| t <= now - 3_600_000) {
+            self.requests.pop_front();
+        }
+        while self.logins.front().is_some_and(|&t| t <= now - 3_600_000) {
+            self.logins.pop_front();
+        }
+    }
+
+    /// Milliseconds to wait before one more admission of `kind` fits every window; 0 = now.
+    fn wait_ms(&self, now: i64, l: &Limits, kind: Admission) -> i64 {
+        let mut wait = (self.blocked_until - now).max(0);
+        let mut check = |q: &VecDeque<i64>, limit: u32, window: i64| {
+            let in_window = q.iter().rev().take_while(|&&t| t > now - window).count();
+            if in_window >= limit as usize {
+                // The oldest entry that must leave the window for one more to fit.
+                let idx = q.len() - in_window + (in_window - limit as usize);
+                wait = wait.max(q[idx] + window - now);
+            }
+        };
+        check(&self.requests, l.per_second, 1_000);
+        check(&self.requests, l.per_minute, 60_000);
+        check(&self.requests, l.per_hour, 3_600_000);
+        if kind == Admission::Login {
+            check(&self.logins, l.logins_per_minute, 60_000);
+        }
+        wait
+    }
+
+    fn admit(&mut self, now: i64, kind: Admission) {
+        self.requests.push_back(now);
+        if kind == Admission::Login {
+            self.logins.push_back(now);
+        }
+    }
+}
+
+enum Backend {
+    Memory(Mutex<Windows>),
+    File(PathBuf),
+}
+
+/// The budget shared by all API users of this process (and, with the file backend, of the host).
+pub struct RateBudget {
+    limits: Limits,
+    backend: Backend,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl RateBudget {
+    /// An in-process budget (daemon, demo, benchmarks).
+    pub fn memory(limits: Limits) -> RateBudget {
+        RateBudget {
+            limits,
+            backend: Backend::Memory(Mutex::new(Windows::default())),
+        }
+    }
+
+    /// A host-wide budget in `path` (`ops-ratelimit.json`), each admission a locked read-modify-write.
+    pub fn file(limits: Limits, path: PathBuf) -> RateBudget {
+        RateBudget {
+            limits,
+            backend: Backend::File(path),
+        }
+    }
+
+    /// Applies `f` to the windows under the backend's lock; file lock timeout 2 s, then wait and retry (never
+    /// bypass, agents.md 5.5).
+    fn with_windows<R>(&self, f: impl FnOnce(&mut Windows) -> R) -> R {
+        match &self.backend {
+            Backend::Memory(m) => f(&mut m.lock().expect("budget lock")),
+            Backend::File(p) => loop {
+                match FileLock::acquire(&lock_path_for(p), Duration::from_secs(2)) {
+                    Ok(_g) => {
+                        let mut w: Windows = std::fs::read(p)
+                            .ok()
+                            .and_then(|b| serde_json::from_slice(&b).ok())
+                            .unwrap_or_default();
+                        w.version = 1;
+                        let r = f(&mut w);
+                        if let Ok(b) = serde_json::to_vec(&w)
+                            && let Err(e) = atomic_write(p, &b, 0o644)
+                        {
+                            crate::logging::error(
+                                "api-client",
+                                format!("cannot write rate budget {}: {e}", p.display()),
+                            );
+                        }
+                        return r;
+                    }
+                    Err(e) => {
+                        crate::logging::warn(
+                            "api-client",
+                            format!("rate budget lock busy ({e}); retrying"),
+                        );
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            },
+        }
+    }
+
+    /// Waits for the earliest admissible instant and records the admission, or returns [`BudgetExhausted`] at once if
+    /// that instant lies past `deadline`.
+    pub async fn acquire(&self, kind: Admission, deadline: Instant) -> Result<(), BudgetExhausted> {
+        loop {
+            let limits = self.limits;
+            let wait = self.with_windows(|w| {
+                let now = now_ms();
+                w.prune(now);
+                let wait = w.wait_ms(now, &limits, kind);
+                if wait == 0 {
+                    w.admit(now, kind);
+                }
+                wait
+            });
+            if wait == 0 {
+                return Ok(());
+            }
+            let d = Duration::from_millis(wait as u64);
+            if Instant::now() + d > deadline {
+                return Err(BudgetExhausted);
+            }
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Blocks every user of the budget until `now + retry_after` (after a 429).
+    pub fn block_for(&self, retry_after: Duration) {
+        let until = now_ms() + retry_after.as_millis() as i64;
+        self.with_windows(|w| w.blocked_until = w.blocked_until.max(until));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            per_second: 10,
+            per_minute: 100,
+            per_hour: 1000,
+            logins_per_minute: 5,
+        }
+    }
+
+    #[test]
+    fn windows_admit_up_to_each_limit_then_wait_until_the_oldest_leaves() {
+        let mut w = Windows::default();
+        let l = limits();
+        for i in 0..10 {
+            assert_eq!(w.wait_ms(1_000_000 + i, &l, Admission::Request), 0);
+            w.admit(1_000_000 + i, Admission::Request);
+        }
+        assert_eq!(w.wait_ms(1_000_010, &l, Admission::Request), 990);
+        for i in 0..5 {
+            w.admit(1_002_000 + i, Admission::Login);
+        }
+        assert!(w.wait_ms(1_002_010, &l, Admission::Login) > 0);
+        assert_eq!(w.wait_ms(1_003_100, &l, Admission::Request), 0);
+    }
+
+    #[tokio::test]
+    async fn file_budget_is_shared_between_instances_and_429_blocks_all() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ops-ratelimit.json");
+        let a = RateBudget::file(limits(), p.clone());
+        let b = RateBudget::file(limits(), p.clone());
+        let deadline = Instant::now() + Duration::from_millis(200);
+        for _ in 0..5 {
+            a.acquire(Admission::Request, deadline).await.unwrap();
+            b.acquire(Admission::Request, deadline).await.unwrap();
+        }
+        // 10 in this second across both: the 11th must wait ~1 s, past the 200 ms deadline.
+        assert!(a.acquire(Admission::Request, deadline).await.is_err());
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["requests"].as_array().unwrap().len(), 10);
+        a.block_for(Duration::from_secs(30));
+        assert!(
+            b.acquire(Admission::Request, Instant::now() + Duration::from_secs(5))
+                .await
+                .is_err()
+        );
+    }
+}
