@@ -6,6 +6,7 @@
 
 pub mod agents;
 pub mod alert;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;

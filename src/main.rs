@@ -1,1 +1,198 @@
-fn main(){}
+//! The `vizora-ops` command line (design/README.md §1): `run`, `status`, `sandbox`, `demo`, `config check`, `deploy`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use vizora_ops::config::Config;
+use vizora_ops::model::AgentName;
+use vizora_ops::runner::{self, RunOptions, Wiring};
+
+#[derive(Parser)]
+#[command(
+    name = "vizora-ops",
+    version,
+    about = "Autonomous operations agents for the Vizora digital-signage platform"
+)]
+struct Cli {
+    /// Optional TOML configuration file (keys are the environment variable names); wins over OPS_CONFIG_FILE.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one agent once and exit with its code (0 clear, 1 findings remain, 2 could not run).
+    Run {
+        /// health-guardian, content-lifecycle, fleet-manager, schedule-doctor, ops-reporter or db-maintainer.
+        agent: String,
+        /// Read everything, change nothing, list what a real run would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object (the AgentResult plus exitCode); log lines go to stderr.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Current system status, open incidents, last runs and the remediations of the last 24 h.
+    Status {
+        /// Print the state file's JSON plus computedStatus.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve a local Vizora stand-in (API on PORT, web on PORT+1, realtime on PORT+2) with fault injection.
+    Sandbox {
+        /// Tenant fixture (default: the built-in demo tenant).
+        #[arg(long)]
+        fixture: Option<PathBuf>,
+        /// API port (0 = free ports).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Turn the production per-IP throttling off.
+        #[arg(long)]
+        no_throttle: bool,
+    },
+    /// The built-in demo: a sandbox tenant with seeded faults, every agent once, nothing real contacted.
+    Demo {
+        /// Working directory of the demo (state and audit files are left there).
+        #[arg(long, default_value = "vizora-ops-demo")]
+        dir: PathBuf,
+        /// Run every agent a second time and show that it changes nothing.
+        #[arg(long)]
+        second_pass: bool,
+        /// Keep the daemon and dashboard running (not available in this version).
+        #[arg(long)]
+        serve: bool,
+        /// Also print the agents' log lines.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// Print ready-to-use deployment files for pm2, systemd or k8s.
+    Deploy {
+        /// pm2, systemd or k8s.
+        target: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate the configuration and print it with secrets masked.
+    Check,
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Arc<Config>, ExitCode> {
+    match Config::load(path) {
+        Ok(c) => Ok(Arc::new(c)),
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Run {
+            agent,
+            dry_run,
+            json,
+        } => {
+            if json {
+                vizora_ops::logging::log_to_stderr(true);
+            }
+            let agent = match AgentName::parse(&agent) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("configuration error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let cfg = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let report =
+                runner::run_agent(cfg, agent, RunOptions { dry_run }, Wiring::default()).await;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+                );
+            } else {
+                for line in &report.report {
+                    println!("  {line}");
+                }
+            }
+            ExitCode::from(report.exit_code as u8)
+        }
+        Cmd::Status { json } => {
+            let cfg = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            vizora_ops::cli::print_status(&cfg, json);
+            ExitCode::SUCCESS
+        }
+        Cmd::Sandbox {
+            fixture,
+            port,
+            no_throttle,
+        } => match vizora_ops::sandbox::run_standalone(fixture, port, !no_throttle).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("sandbox: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Demo {
+            dir,
+            second_pass,
+            serve,
+            verbose,
+        } => {
+            if serve {
+                eprintln!(
+                    "note: --serve (daemon and dashboard) is not available in this version; running the demo once"
+                );
+            }
+            match vizora_ops::demo::run_demo(&dir, second_pass, verbose).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("demo failed: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Config {
+            cmd: ConfigCmd::Check,
+        } => {
+            let cfg = match load_config(cli.config.as_deref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            println!("configuration OK");
+            for (k, v) in cfg.describe() {
+                println!("  {k:<40} {v}");
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Deploy { target } => match vizora_ops::cli::deploy_files(&target) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

@@ -14,3 +14,8 @@ pub async fn run(_ctx: &AgentContext) -> AgentOutcome {
     );
     o
 }
+
+/// Human lines for `vizora-ops status` from `agentResults["fleet-manager"].stats` (agents.md 6.3.6).
+pub fn reconnect_summary(_stats: &serde_json::Value) -> Vec<String> {
+    Vec::new()
+}

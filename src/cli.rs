@@ -1,0 +1,218 @@
+//! Terminal output of `vizora-ops status` and the deployment files of `vizora-ops deploy` (design/README.md §1, §6).
+
+use crate::config::Config;
+use crate::model::{AgentName, Incident, OpsState, parse_ts};
+use crate::state::StateStore;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+fn age(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> String {
+    match t {
+        None => "never".into(),
+        Some(t) => {
+            let s = (now - t).num_seconds().max(0);
+            if s < 120 {
+                format!("{s} s ago")
+            } else if s < 7200 {
+                format!("{} min ago", s / 60)
+            } else if s < 172_800 {
+                format!("{} h ago", s / 3600)
+            } else {
+                format!("{} days ago", s / 86_400)
+            }
+        }
+    }
+}
+
+fn incident_line(i: &Incident) -> String {
+    format!(
+        "{:<8} {:<9} {} ({} {}) — {}{}",
+        i.severity.as_str(),
+        i.status.as_str(),
+        i.kind,
+        i.target,
+        i.target_id,
+        i.message,
+        if i.attempts > 0 {
+            format!(" [attempts {}]", i.attempts)
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The human status report of a state: computed status, active incidents (escalated, critical, warning, info), last
+/// runs per agent, the remediations of the last 24 h and fleet reconnect statistics.
+pub fn status_lines(state: &OpsState, now: DateTime<Utc>) -> Vec<String> {
+    let mut out = vec![format!("System status: {}", state.computed_status())];
+    let mut active: Vec<&Incident> = state.incidents.iter().filter(|i| i.is_active()).collect();
+    active.sort_by_key(|i| {
+        (
+            std::cmp::Reverse(i.status == crate::model::IncidentStatus::Escalated),
+            std::cmp::Reverse(i.severity.rank()),
+            i.id.clone(),
+        )
+    });
+    out.push(format!("Active incidents ({}):", active.len()));
+    if active.is_empty() {
+        out.push("  none".into());
+    }
+    for i in active {
+        out.push(format!("  {}", incident_line(i)));
+    }
+    out.push("Last runs:".into());
+    for a in AgentName::ALL {
+        let last = state.last_run_at(a.as_str());
+        let res = state.agent_result(a.as_str());
+        let detail = res
+            .map(|r| {
+                format!(
+                    " — found {}, fixed {}, escalated {}, exit {}",
+                    r.issues_found,
+                    r.issues_fixed,
+                    r.issues_escalated,
+                    r.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "?".into())
+                )
+            })
+            .unwrap_or_default();
+        out.push(format!("  {:<18} {}{}", a.as_str(), age(now, last), detail));
+    }
+    let cutoff = now - chrono::Duration::hours(24);
+    let recent: Vec<_> = state
+        .recent_remediations
+        .iter()
+        .filter(|r| parse_ts(&r.timestamp).is_some_and(|t| t >= cutoff))
+        .collect();
+    out.push(format!("Remediations in the last 24 h ({}):", recent.len()));
+    for r in recent.iter().rev().take(20) {
+        out.push(format!(
+            "  {} {:<17} {} — {}{}",
+            r.timestamp,
+            r.agent,
+            r.action,
+            if r.success { "ok" } else { "failed" },
+            match r.verified {
+                Some(true) => ", verified",
+                Some(false) => ", NOT verified",
+                None => "",
+            }
+        ));
+    }
+    if let Some(stats) = state
+        .agent_results
+        .get("fleet-manager")
+        .and_then(|r| r.get("stats"))
+    {
+        let lines = crate::agents::fleet_manager::reconnect_summary(stats);
+        if !lines.is_empty() {
+            out.push("Fleet reconnects (7 days):".into());
+            out.extend(lines.into_iter().map(|l| format!("  {l}")));
+        }
+    }
+    out
+}
+
+/// Prints `status` for the configured state file; `json` prints the state JSON plus `computedStatus`.
+pub fn print_status(cfg: &Config, json: bool) {
+    let now = Utc::now();
+    let state = StateStore::from_config(cfg).snapshot(now);
+    if json {
+        let mut v = state.to_value();
+        if let Value::Object(m) = &mut v {
+            m.insert(
+                "computedStatus".into(),
+                Value::String(state.computed_status().as_str().into()),
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("State file: {}", cfg.state_file.display());
+        for l in status_lines(&state, now) {
+            println!("{l}");
+        }
+    }
+}
+
+/// Deployment files for `pm2`, `systemd` or `k8s` (design/README.md §6): one-shot runs on the staggered schedules of
+/// agents.md 1.2. Errors name the accepted targets.
+pub fn deploy_files(target: &str) -> Result<String, String> {
+    let bin = "/usr/local/bin/vizora-ops";
+    match target {
+        "pm2" => {
+            let mut s = String::from(
+                "// ecosystem.ops.config.js — vizora-ops one-shot agents under PM2 cron\nmodule.exports = {\n  apps: [\n",
+            );
+            for a in AgentName::ALL {
+                s.push_str(&format!(
+                    "    {{\n      name: 'ops-{n}',\n      script: '{bin}',\n      args: ['run', '{n}'],\n      interpreter: 'none',\n      autorestart: false,\n      cron_restart: '{c}',\n      out_file: 'logs/ops-{n}.log',\n      error_file: 'logs/ops-{n}.log',\n      merge_logs: true,\n    }},\n",
+                    n = a.as_str(),
+                    c = a.default_cron()
+                ));
+            }
+            s.push_str("  ],\n};\n");
+            Ok(s)
+        }
+        "systemd" => {
+            let mut s = String::new();
+            for a in AgentName::ALL {
+                let n = a.as_str();
+                s.push_str(&format!(
+                    "# /etc/systemd/system/vizora-ops-{n}.service\n[Unit]\nDescription=vizora-ops {n} (one run)\nAfter=network-online.target\n\n[Service]\nType=oneshot\nWorkingDirectory=/opt/vizora\nEnvironmentFile=-/opt/vizora/.env\nExecStart={bin} run {n}\nSuccessExitStatus=1\nTimeoutStartSec={d}\n\n",
+                    d = a.default_deadline_s() + 60
+                ));
+                s.push_str(&format!(
+                    "# /etc/systemd/system/vizora-ops-{n}.timer\n[Unit]\nDescription=vizora-ops {n} schedule\n\n[Timer]\nOnCalendar={cal}\nPersistent=true\n\n[Install]\nWantedBy=timers.target\n\n",
+                    cal = systemd_calendar(a)
+                ));
+            }
+            Ok(s)
+        }
+        "k8s" => {
+            let mut s = String::new();
+            for a in AgentName::ALL {
+                s.push_str(&format!(
+                    "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: vizora-ops-{n}\nspec:\n  schedule: \"{c}\"\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      backoffLimit: 0\n      activeDeadlineSeconds: {d}\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n            - name: vizora-ops\n              image: vizora-ops:latest\n              args: [\"run\", \"{n}\"]\n              envFrom:\n                - secretRef:\n                    name: vizora-ops-env\n",
+                    n = a.as_str(),
+                    c = a.default_cron(),
+                    d = a.default_deadline_s() + 60
+                ));
+            }
+            Ok(s)
+        }
+        other => Err(format!(
+            "unknown deploy target {other:?} (expected pm2, systemd or k8s)"
+        )),
+    }
+}
+
+fn systemd_calendar(a: AgentName) -> &'static str {
+    match a {
+        AgentName::HealthGuardian => "*:0/5",
+        AgentName::FleetManager => "*:2/10",
+        AgentName::ContentLifecycle => "*:4/15",
+        AgentName::ScheduleDoctor => "*:7/15",
+        AgentName::OpsReporter | AgentName::OpsWatchdog => "*:10,40",
+        AgentName::DbMaintainer => "*-*-* 03:00:00",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deploy_files_use_staggered_schedules_and_argv_not_shell() {
+        let pm2 = deploy_files("pm2").unwrap();
+        assert!(pm2.contains("cron_restart: '2-59/10 * * * *'"));
+        assert!(pm2.contains("autorestart: false"));
+        assert!(pm2.contains("out_file: 'logs/ops-db-maintainer.log'"));
+        assert!(
+            deploy_files("k8s")
+                .unwrap()
+                .contains("concurrencyPolicy: Forbid")
+        );
+        assert!(deploy_files("docker").is_err());
+    }
+}
