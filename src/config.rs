@@ -418,6 +418,8 @@ pub struct Config {
     pub entity: EntityConfig,
     pub alert: AlertConfig,
     pub db: DbConfig,
+    /// The built-in demo (`OPS_DEMO`, set only by `vizora-ops demo`): no real database, Redis or bucket is contacted.
+    pub demo: bool,
     /// The source the configuration was built from (for `config check`).
     pub source: Source,
 }
@@ -1046,6 +1048,7 @@ impl Config {
             entity,
             alert,
             db,
+            demo: src.bool("OPS_DEMO", false)?,
             source: src,
         };
         cfg.register_secrets();

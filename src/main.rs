@@ -96,6 +96,14 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Arc<Config>, ExitCode> 
     }
 }
 
+async fn sandbox_standalone(
+    _fixture: Option<PathBuf>,
+    _port: u16,
+    _throttle: bool,
+) -> anyhow::Result<()> {
+    anyhow::bail!("the standalone sandbox is being wired")
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -145,7 +153,7 @@ async fn main() -> ExitCode {
             fixture,
             port,
             no_throttle,
-        } => match vizora_ops::sandbox::run_standalone(fixture, port, !no_throttle).await {
+        } => match sandbox_standalone(fixture, port, !no_throttle).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sandbox: {e:#}");
