@@ -1,7 +1,222 @@
-//! `vizora-ops demo` (design/README.md §1): written next.
-use std::path::Path;
+//! `vizora-ops demo` (design/README.md §1): the built-in default, safe by construction.
+//!
+//! It works in a directory of its own and builds its configuration from scratch: the process environment, `.env` and
+//! every real credential, channel, database and process-manager variable are ignored. It starts the sandbox
+//! in-process on free ports with the demo tenant (shipped inside the binary), takes one sandbox service down, runs
+//! every agent once in the design's order (health-guardian, fleet-manager, content-lifecycle, schedule-doctor,
+//! db-maintainer, ops-reporter) and prints what was found, fixed, verified and escalated. Alerts are shown as what
+//! would be sent; nothing is delivered.
 
-/// Runs the demo in `dir`.
-pub async fn run_demo(_dir: &Path, _second_pass: bool, _verbose: bool) -> anyhow::Result<()> {
-    anyhow::bail!("the demo is not wired yet")
+use crate::config::{Config, Source};
+use crate::model::AgentName;
+use crate::runner::{self, RunOptions, RunReport, Wiring};
+use crate::sandbox::{Sandbox, SandboxOptions, Service, ServiceState};
+use anyhow::Context;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The demo's settings: the sandbox's URLs, the demo account, an in-memory rate budget sized for one quick pass,
+/// short verification waits, the sandbox process manager, and alert channels that only capture.
+pub fn demo_source(dir: &Path, sb: &Sandbox) -> Source {
+    let logs = dir.join("logs");
+    let api = sb.api_url.clone();
+    let pairs: Vec<(String, String)> = vec![
+        ("OPS_ROOT_DIR".into(), dir.display().to_string()),
+        ("OPS_LOG_DIR".into(), logs.display().to_string()),
+        ("VALIDATOR_BASE_URL".into(), api.clone()),
+        ("OPS_EMAIL".into(), "ops@example.test".into()),
+        ("OPS_PASSWORD".into(), "ops-demo-password".into()),
+        ("OPS_RATE_LIMIT_BACKEND".into(), "memory".into()),
+        ("OPS_RATE_PER_SECOND".into(), "1000".into()),
+        ("OPS_RATE_PER_MINUTE".into(), "100000".into()),
+        ("OPS_RATE_PER_HOUR".into(), "1000000".into()),
+        ("OPS_LOGINS_PER_MINUTE".into(), "100".into()),
+        ("OPS_PROCESS_MANAGER".into(), "sandbox".into()),
+        ("OPS_SANDBOX_CONTROL_URL".into(), sb.control_url.clone()),
+        (
+            "OPS_MIDDLEWARE_PROBE_URL".into(),
+            format!("{api}/api/v1/health/ready"),
+        ),
+        (
+            "OPS_REALTIME_PROBE_URL".into(),
+            format!("{}/api/health/ready", sb.realtime_url),
+        ),
+        ("OPS_WEB_PROBE_URL".into(), format!("{}/", sb.web_url)),
+        ("OPS_PROBE_CONFIRM_S".into(), "1".into()),
+        ("OPS_RESTART_COOLDOWN_S".into(), "1".into()),
+        ("OPS_RECONNECT_VERIFY_S".into(), "2".into()),
+        ("OPS_CONTENT_DETAIL_READS_PER_RUN".into(), "1000".into()),
+        (
+            "OPS_ECOSYSTEM_FILE".into(),
+            dir.join("ecosystem.config.js").display().to_string(),
+        ),
+        ("OPS_ALERT_CAPTURE_ONLY".into(), "true".into()),
+        (
+            "SLACK_WEBHOOK_URL".into(),
+            "https://hooks.slack.invalid/services/demo".into(),
+        ),
+        ("SMTP_HOST".into(), "smtp.invalid".into()),
+        ("OPS_ALERT_EMAIL".into(), "ops-team@example.test".into()),
+        ("OPS_DEMO".into(), "true".into()),
+    ];
+    Source::from_pairs(pairs)
+}
+
+fn summary_header(r: &RunReport, secs: f64) -> String {
+    let res = &r.result;
+    let verdict = match r.exit_code {
+        0 => "clear",
+        1 => "findings remain",
+        _ => "could not run",
+    };
+    format!(
+        "== {:<17} exit {} ({verdict}) — found {}, fixed {}, escalated {}, resolved {}, info {}  [{:.1} s]",
+        r.agent.as_str(),
+        r.exit_code,
+        res.issues_found,
+        res.issues_fixed,
+        res.issues_escalated,
+        res.issues_resolved.unwrap_or(0),
+        res.info_found.unwrap_or(0),
+        secs
+    )
+}
+
+async fn write_requests(sb: &Sandbox) -> Vec<String> {
+    sb.requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && r.method != "HEAD" && !r.path.starts_with("/api/v1/auth/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+/// Runs the demo in `dir` (created when missing). `second_pass` runs every agent again and shows it changes nothing;
+/// `verbose` also prints the agents' log lines. Errors: the directory cannot be created or the sandbox cannot start.
+pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir: PathBuf = std::fs::canonicalize(dir)?;
+    let sb = Sandbox::start(
+        crate::sandbox::DEMO_FIXTURE,
+        SandboxOptions {
+            port: 0,
+            throttle: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .context("cannot start the sandbox")?;
+    let cfg = Arc::new(Config::from_source(demo_source(&dir, &sb), &dir)?);
+    crate::logging::set_quiet(!verbose);
+
+    println!(
+        "vizora-ops demo — sandbox tenant \"Fernhill Outdoor Ltd\"; nothing real is contacted or delivered"
+    );
+    println!(
+        "  sandbox API {}  web {}  realtime {}",
+        sb.api_url, sb.web_url, sb.realtime_url
+    );
+    println!("  working directory {}", dir.display());
+    sb.set_service(Service::Web, ServiceState::Down);
+    println!(
+        "  fault injected: the web service (vizora-web) is taken down before health-guardian runs"
+    );
+    println!();
+
+    let order = [
+        AgentName::HealthGuardian,
+        AgentName::FleetManager,
+        AgentName::ContentLifecycle,
+        AgentName::ScheduleDoctor,
+        AgentName::DbMaintainer,
+        AgentName::OpsReporter,
+    ];
+    let passes = if second_pass { 2 } else { 1 };
+    for pass in 1..=passes {
+        if pass == 2 {
+            sb.clear_requests();
+            println!("--- second pass: the same agents over the same sandbox ---");
+        }
+        for agent in order {
+            let t = std::time::Instant::now();
+            let r = runner::run_agent(cfg.clone(), agent, RunOptions::default(), Wiring::default())
+                .await;
+            println!("{}", summary_header(&r, t.elapsed().as_secs_f64()));
+            if let Some(f) = &r.fatal {
+                println!("   ! {}", crate::redact::redact_str(f));
+            }
+            for l in &r.report {
+                println!("   • {l}");
+            }
+        }
+        if pass == 2 {
+            let writes: Vec<String> = write_requests(&sb)
+                .await
+                .into_iter()
+                .filter(|w| !w.contains("/health/ops-status"))
+                .collect();
+            if writes.is_empty() {
+                println!(
+                    "second pass: no mutation was sent to the API (only reads, login/logout and the dashboard push)"
+                );
+            } else {
+                println!(
+                    "second pass sent {} write request(s): {}",
+                    writes.len(),
+                    writes.join(", ")
+                );
+            }
+        }
+        println!();
+    }
+
+    let captured = dir.join("logs").join("ops-captured-alerts.jsonl");
+    println!("Alerts that would be sent (captured, not delivered):");
+    match std::fs::read_to_string(&captured) {
+        Ok(t) if !t.trim().is_empty() => {
+            for line in t.lines() {
+                if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    println!(
+                        "   [{}] {}{}",
+                        v["channel"].as_str().unwrap_or("?"),
+                        v["title"].as_str().unwrap_or(""),
+                        v["text"]
+                            .as_str()
+                            .map(|t| format!(" — {}", t.lines().next().unwrap_or("")))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        _ => println!("   none"),
+    }
+    let state = crate::state::StateStore::from_config(&cfg).snapshot(chrono::Utc::now());
+    println!();
+    for l in crate::cli::status_lines(&state, chrono::Utc::now())
+        .into_iter()
+        .take(1)
+    {
+        println!("{l}");
+    }
+    match sb.ops_status() {
+        Some(v) => println!(
+            "Dashboard: the sandbox API holds the pushed ops status (systemStatus {}, {} incident(s))",
+            v["systemStatus"].as_str().unwrap_or("?"),
+            v["incidents"].as_array().map(|a| a.len()).unwrap_or(0)
+        ),
+        None => println!("Dashboard: no ops status was pushed to the sandbox"),
+    }
+    println!(
+        "Files: {} and {}",
+        cfg.state_file.display(),
+        cfg.audit_file.display()
+    );
+    println!(
+        "See it again: OPS_LOG_DIR={} vizora-ops status",
+        cfg.log_dir.display()
+    );
+    crate::logging::set_quiet(false);
+    sb.shutdown().await;
+    Ok(())
 }

@@ -153,7 +153,7 @@ async fn main() -> ExitCode {
             fixture,
             port,
             no_throttle,
-        } => match sandbox_standalone(fixture, port, !no_throttle).await {
+        } => match vizora_ops::sandbox::run_standalone(fixture, port, !no_throttle).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("sandbox: {e:#}");

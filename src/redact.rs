@@ -10,9 +10,10 @@ static SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| {
         .expect("regex")
 });
 static BEARER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=\-]+").expect("regex"));
+    LazyLock::new(|| Regex::new(r"(?i)(?-u:\b)Bearer\s+[A-Za-z0-9._~+/=\-]+").expect("regex"));
 static JWT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\beyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}").expect("regex")
+    Regex::new(r"(?-u:\b)eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}")
+        .expect("regex")
 });
 static USERINFO: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"([A-Za-z][A-Za-z0-9+.\-]*://)([^:/@\s]*):([^@/\s]+)@").expect("regex")
