@@ -118,6 +118,9 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
         sb.api_url, sb.web_url, sb.realtime_url
     );
     println!("  working directory {}", dir.display());
+    // Half of the reload commands sent to offline screens make them reconnect, so the demo shows both a verified
+    // reconnection and a screen that stays open.
+    sb.set_reconnect_share(0.5);
     sb.set_service(Service::Web, ServiceState::Down);
     println!(
         "  fault injected: the web service (vizora-web) is taken down before health-guardian runs"

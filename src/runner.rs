@@ -79,42 +79,10 @@ async fn dispatch(agent: AgentName, ctx: &AgentContext) -> AgentOutcome {
     }
 }
 
-/// The default alert sink for a configuration (Slack/outbox when configured, else log only).
-pub fn default_alert_sink(_cfg: &Arc<Config>) -> Arc<dyn AlertSink> {
-    Arc::new(agents::LogAlertSink)
-}
-
-/// Dead-man heartbeat (agents.md 7.8): `POST <url>` or `POST <url>/fail`; failures are only logged (host only).
-pub async fn heartbeat(
-    http: &reqwest::Client,
-    url: &str,
-    fail: bool,
-    timeout: std::time::Duration,
-) {
-    let target = if fail {
-        format!("{}/fail", url.trim_end_matches('/'))
-    } else {
-        url.to_string()
-    };
-    match http.post(&target).timeout(timeout).send().await {
-        Ok(r) if r.status().is_success() => {}
-        Ok(r) => crate::logging::warn(
-            "alerting",
-            format!(
-                "heartbeat to {} answered {}",
-                crate::redact::url_host_only(url),
-                r.status()
-            ),
-        ),
-        Err(e) => crate::logging::warn(
-            "alerting",
-            format!(
-                "heartbeat to {} failed: {}",
-                crate::redact::url_host_only(url),
-                e.without_url()
-            ),
-        ),
-    }
+/// The default alert sink for a configuration: the [`crate::alert::Alerter`] (Slack and the outbox when configured,
+/// otherwise a WARNING per message; captured in the demo), agents.md 7.6.
+pub fn default_alert_sink(cfg: &Arc<Config>) -> Arc<dyn AlertSink> {
+    Arc::new(crate::alert::Alerter::from_config(cfg))
 }
 
 fn fatal_report(
@@ -372,7 +340,34 @@ pub async fn run_agent(
         let stamps = outcome.alert_stamps.clone();
         let hook = outcome.state_hook.take();
         let stamp_time = ts(ended);
+        let dedup_s = cfg.alert.dedup_minutes as i64 * 60;
+        let tolerance_s = cfg.window_tolerance_s;
+        let started_at = started;
         match store.update(ended, move |st| {
+            // A new episode inherits alert stamps from its resolved predecessor only while they are inside the
+            // de-duplication window (agents.md 2.5), so flapping does not re-alert but an old alert is not reused.
+            let raised: std::collections::HashSet<&str> = record
+                .result
+                .incidents
+                .iter()
+                .map(|i| i.id.as_str())
+                .collect();
+            for stored in st.incidents.iter_mut() {
+                if !stored.is_active()
+                    && raised.contains(stored.id.as_str())
+                    && stored
+                        .alerted_at
+                        .as_deref()
+                        .and_then(crate::model::parse_ts)
+                        .is_none_or(|t| {
+                            crate::clock::window_elapsed(started_at, t, dedup_s, tolerance_s)
+                        })
+                {
+                    stored.alerted_at = None;
+                    stored.alerted_severity = None;
+                    stored.alerted_status = None;
+                }
+            }
             let r = record_agent_run(st, record, ended);
             for inc in st.incidents.iter_mut() {
                 if stamps.contains(&inc.id) {
@@ -409,7 +404,7 @@ pub async fn run_agent(
                     .incidents
                     .iter()
                     .any(|i| i.is_active() && i.severity.counts() && i.kind != "edge-unreachable"));
-        heartbeat(&http, url, fail, cfg.api.probe_timeout).await;
+        crate::alert::heartbeat(&http, url, fail, cfg.api.probe_timeout).await;
     }
     if let Some(f) = &fatal {
         crate::logging::error(name, f);
