@@ -297,6 +297,8 @@ pub struct Client {
     budget: Arc<RateBudget>,
     audit: AuditLog,
     session: Mutex<Option<Session>>,
+    /// Held across "no session → log in" so concurrent walks log in once (agents.md 5.2).
+    login_lock: Mutex<()>,
     relogged: StdMutex<bool>,
     org_id: StdMutex<Option<String>>,
     drift: StdMutex<HashSet<String>>,
@@ -408,6 +410,7 @@ impl Client {
             budget,
             audit,
             session: Mutex::new(None),
+            login_lock: Mutex::new(()),
             relogged: StdMutex::new(false),
             org_id: StdMutex::new(None),
             drift: StdMutex::new(HashSet::new()),
@@ -639,6 +642,7 @@ impl Client {
     }
 
     async fn token(&self) -> Result<String, ApiError> {
+        let _one_login = self.login_lock.lock().await;
         {
             let g = self.session.lock().await;
             if let Some(s) = g.as_ref() {
@@ -760,12 +764,10 @@ impl Client {
                 .await;
             let err = match r {
                 Ok(r) if r.status.is_success() => {
+                    let code = r.status.as_u16();
                     return match serde_json::from_str::<Value>(&r.body) {
-                        Ok(v) => Ok(unwrap_envelope(v)),
-                        Err(e) if r.body.trim().is_empty() => {
-                            let _ = e;
-                            Ok(Value::Null)
-                        }
+                        Ok(v) => Ok((code, unwrap_envelope(v))),
+                        Err(_) if r.body.trim().is_empty() => Ok((code, Value::Null)),
                         Err(e) => Err(ApiError::BadShape {
                             status: r.status.as_u16(),
                             method: method.to_string(),
@@ -775,13 +777,19 @@ impl Client {
                     };
                 }
                 Ok(r) if r.status.as_u16() == 401 => {
+                    let e = self.classify(&method, path, &r);
+                    let _one_login = self.login_lock.lock().await;
+                    // Another task may already have replaced the rejected session: just retry with the new one.
+                    let current = self.session.lock().await.as_ref().map(|s| s.token.clone());
+                    if current.as_deref().is_some_and(|t| t != token) {
+                        continue;
+                    }
                     let already = {
                         let mut g = self.relogged.lock().expect("relogged");
                         let a = *g;
                         *g = true;
                         a
                     };
-                    let e = self.classify(&method, path, &r);
                     if already {
                         return Err(ApiError::AuthLost(e.to_string()));
                     }
