@@ -749,6 +749,19 @@ impl Client {
         body: Option<&Value>,
         idempotent: bool,
     ) -> Result<Value, ApiError> {
+        self.request_with_status(method, path, body, idempotent)
+            .await
+            .map(|(_, v)| v)
+    }
+
+    /// As `request`, also returning the HTTP status of the successful answer.
+    async fn request_with_status(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<(u16, Value), ApiError> {
         let mut attempt: u32 = 0;
         loop {
             let token = self.token().await?;
