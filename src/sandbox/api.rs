@@ -2171,7 +2171,9 @@ fn fleet_command(ctx: &mut Ctx, user: &AuthUser) -> Result<Resp, Resp> {
         let mut f = lock(&sh.fleet);
         for &di in &targets {
             let d = &st.displays[di];
-            if Store::is_online(d, now) || d.stay_offline {
+            // Only a paired, enabled player that is merely disconnected can pick up its queued command.
+            if Store::is_online(d, now) || d.stay_offline || d.is_disabled || d.paired_at.is_none()
+            {
                 continue;
             }
             let k = f.reload_offline_seen;

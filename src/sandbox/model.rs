@@ -698,3 +698,39 @@ fn rebase(fx: &mut Fixture, s: i64) {
         sh(&mut x.updated_at, s);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_mode_and_generic_parse_agree() {
+        let text = super::super::DEMO_FIXTURE;
+        let now = || 1_900_000_000_000i64;
+        let a = load_str(text, true, now).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        std::fs::write(&p, text).unwrap();
+        let b = load_file(&p, true, now).unwrap();
+        assert_eq!(a.captured_at, 1_900_000_000_000);
+        assert_eq!(a.captured_at, b.captured_at);
+        assert_eq!(
+            (a.displays.len(), a.content.len(), a.playlists.len()),
+            (b.displays.len(), b.content.len(), b.playlists.len())
+        );
+        assert_eq!(
+            (a.schedules.len(), a.groups.len(), a.tags.len()),
+            (b.schedules.len(), b.groups.len(), b.tags.len())
+        );
+        assert_eq!(a.displays[3].last_heartbeat, b.displays[3].last_heartbeat);
+        assert_eq!(a.content[7].metadata, b.content[7].metadata);
+        assert_eq!(a.organization, b.organization);
+        assert!(a.displays.iter().any(|d| d.live));
+        // A compact single-line file takes the generic path and gives the same result.
+        let compact = serde_json::to_string(&serde_json::from_str::<Value>(text).unwrap()).unwrap();
+        std::fs::write(&p, compact).unwrap();
+        let c = load_file(&p, true, now).unwrap();
+        assert_eq!(c.content.len(), a.content.len());
+        assert_eq!(c.content[0].created_at, a.content[0].created_at);
+    }
+}
