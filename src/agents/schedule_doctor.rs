@@ -1,16 +1,1154 @@
-//! schedule-doctor (agents.md section 6): not implemented yet.
+//! schedule-doctor (agents.md 6.4, catalogue 3.4): audits the organisation's schedules every 15 minutes.
+//!
+//! * Reads the four lists concurrently (schedules, displays, playlists, display groups; page walks of 5.4) and
+//!   `GET /organizations/current` for `settings.opsFallbackPlaylistId`. `scanComplete` = all four walks complete;
+//!   otherwise only check 1 (past end) runs and an info `scan-truncated` is raised. A first page that fails or has an
+//!   unknown shape ends the run with exit 2 and no state write.
+//! * 6.4.2: active schedules past their end, on a deleted playlist, or without an existing target are deactivated
+//!   (`PATCH /api/v1/schedules/:id {"isActive":false}`, fresh read first, verified by a re-read). After a verified
+//!   deleted-playlist deactivation its enabled displays without `currentPlaylistId` get the fallback playlist.
+//! * 6.4.3: remaining active, not-ended schedules on empty playlists, and equal-priority overlaps per enabled display.
+//! * 6.4.4: enabled displays without `currentPlaylistId` and with no schedule active now (`coverage_gap`) get the
+//!   fallback playlist (6.4.1) when it is valid (`PATCH /api/v1/displays/:id {"currentPlaylistId":…}`, verified).
+//! * 6.4.5: fix notifications batched per run (7.6), an inline critical on contract drift, and the unexamined ids.
+//!
+//! Detection is pure ([`detect`]); this file does the I/O, remediation, verification and bookkeeping.
 
-use super::{AgentContext, AgentOutcome, WriteMode};
+pub mod detect;
 
-/// Incident types of this agent (agents.md section 3).
-pub const CATALOGUE: &[&str] = &[];
+use super::common::{self, display_label, id_of, s};
+use super::{AgentContext, AgentOutcome, InlineAlert, InlineKind, WriteMode, resolved};
+use crate::model::{AgentName, Incident, Severity, incident_id, ts};
+use crate::state::audit::VerificationLine;
+use crate::vizora::{ApiError, MutationRequest, MutationStatus, VizoraApi};
+use detect::{
+    ActiveFault, ActiveVerdict, Coverage, EntitySets, Fallback, OverlapSchedule, TargetIndex,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
-/// Runs the agent once. Not available yet: exits 2 without writing.
-pub async fn run(_ctx: &AgentContext) -> AgentOutcome {
-    let mut o = AgentOutcome::new(CATALOGUE);
-    o.fail(
-        "schedule-doctor is not available in this version",
-        WriteMode::None,
+/// Incident types of this agent (agents.md 3.4).
+pub const CATALOGUE: &[&str] = &[
+    "past_end_schedule",
+    "deleted_playlist_schedule",
+    "no_target_schedule",
+    "schedule_overlap",
+    "coverage_gap",
+    "empty_playlist_schedule",
+    "fallback_playlist_invalid",
+    "scan-truncated",
+    "api-contract-drift",
+];
+
+const SCHEDULES: &str = "/api/v1/schedules";
+const DISPLAYS: &str = "/api/v1/displays";
+const PLAYLISTS: &str = "/api/v1/playlists";
+const GROUPS: &str = "/api/v1/display-groups";
+const ORG: &str = "/api/v1/organizations/current";
+/// Route slug of `PATCH /api/v1/schedules/:id` (3.4 `api-contract-drift`).
+const PATCH_SCHEDULES: &str = "patch-schedules";
+/// Route slug of `PATCH /api/v1/displays/:id`.
+const PATCH_DISPLAYS: &str = "patch-displays";
+
+const AGENT: AgentName = AgentName::ScheduleDoctor;
+
+/// How one remediation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fix {
+    /// Sent and verified by a re-read.
+    Verified,
+    /// Nothing to write: the fresh read shows it done already, or the entity is gone (the string says which).
+    AlreadyDone(String),
+    /// Dry run: the audit line was written, nothing sent.
+    Planned,
+    /// Not done (error text in the incident).
+    NotDone,
+}
+
+/// A verified (or, in a dry run, planned) fix for the batched notifications.
+struct FixNote {
+    item: String,
+    incident: Option<Incident>,
+}
+
+struct Run<'a> {
+    ctx: &'a AgentContext,
+    api: Arc<dyn VizoraApi>,
+    o: AgentOutcome,
+    /// A write was sent this run (an abort then writes partially, 1.4).
+    mutated: bool,
+    /// A fatal API error (second 401, …): no further requests.
+    aborted: bool,
+    /// Route slugs with a successful write this run.
+    route_ok: HashSet<&'static str>,
+    /// Drifted route slug → (method and path, error text).
+    drift: BTreeMap<&'static str, (String, String)>,
+    deactivated: Vec<FixNote>,
+    assigned: Vec<FixNote>,
+}
+
+impl<'a> Run<'a> {
+    fn new(ctx: &'a AgentContext) -> Self {
+        Run {
+            ctx,
+            api: ctx.api().clone(),
+            o: AgentOutcome::new(CATALOGUE),
+            mutated: false,
+            aborted: false,
+            route_ok: HashSet::new(),
+            drift: BTreeMap::new(),
+            deactivated: Vec::new(),
+            assigned: Vec::new(),
+        }
+    }
+
+    /// Records an exit-2 reason, keeping the most restrictive write mode (None > Partial > Full).
+    fn fail(&mut self, reason: String, mode: WriteMode) {
+        let rank = |m: WriteMode| match m {
+            WriteMode::Full => 0,
+            WriteMode::Partial => 1,
+            WriteMode::None => 2,
+        };
+        match &self.o.fatal {
+            None => self.o.fail(reason, mode),
+            Some(prev) => {
+                let joined = format!("{prev}; {reason}");
+                let m = if rank(mode) > rank(self.o.write) {
+                    mode
+                } else {
+                    self.o.write
+                };
+                self.o.fail(joined, m);
+            }
+        }
+    }
+
+    /// A fatal API error (session lost, …) stops the run: partial write after a sent mutation, else no write.
+    fn abort(&mut self, e: &ApiError) {
+        self.aborted = true;
+        let mode = if self.mutated {
+            WriteMode::Partial
+        } else {
+            WriteMode::None
+        };
+        self.fail(format!("run aborted: {e}"), mode);
+    }
+
+    fn prior_active(&self, id: &str) -> bool {
+        self.ctx
+            .snapshot
+            .incidents
+            .iter()
+            .any(|i| i.id == id && i.is_active())
+    }
+
+    fn note(&mut self, line: String) {
+        self.ctx.info(&line);
+        self.o.note(line);
+    }
+
+    fn verification_line(
+        &self,
+        audit_id: Option<&str>,
+        target: &str,
+        id: &str,
+        ok: bool,
+        detail: &str,
+    ) {
+        if let Some(mid) = audit_id {
+            let line = VerificationLine::new(
+                &self.ctx.run_id,
+                AGENT.as_str(),
+                mid,
+                target,
+                id,
+                ok,
+                detail,
+                self.ctx.now(),
+            );
+            if let Err(e) = self.ctx.audit.append(&line) {
+                self.ctx.error(format!("audit append failed: {e}"));
+            }
+        }
+    }
+
+    /// Sends one audited PATCH (fresh `before` read by the helper) and verifies it with `verified(re-read)`.
+    /// `inc` gets attempts, errors and the remediation text. `slug` is the route slug for drift.
+    #[allow(clippy::too_many_arguments)]
+    async fn patch(
+        &mut self,
+        inc: &mut Incident,
+        action: String,
+        target: &str,
+        id: &str,
+        path: &str,
+        body: Value,
+        slug: &'static str,
+        verified: impl Fn(&Value) -> bool,
+        verify_detail: &str,
+    ) -> Fix {
+        let out = self
+            .api
+            .mutate(MutationRequest {
+                action,
+                target: target.to_string(),
+                target_id: id.to_string(),
+                method: Method::PATCH,
+                path: path.to_string(),
+                body: body.clone(),
+                before_path: path.to_string(),
+                route_slug: slug.to_string(),
+                idempotent: true,
+            })
+            .await;
+        let now = self.ctx.now();
+        match out.status {
+            MutationStatus::DryRun => Fix::Planned,
+            MutationStatus::Gone => Fix::AlreadyDone(format!("{target} no longer exists")),
+            MutationStatus::SkippedDrift => {
+                inc.error = Some(format!(
+                    "PATCH {path} not sent: the route drifted earlier in this run"
+                ));
+                Fix::NotDone
+            }
+            MutationStatus::PreReadFailed(e) => {
+                if e.is_fatal() {
+                    self.abort(&e);
+                }
+                inc.error = Some(format!("pre-write read failed: {e}"));
+                Fix::NotDone
+            }
+            MutationStatus::Failed(e) => {
+                self.mutated = true;
+                inc.attempts += 1;
+                inc.last_attempt_at = Some(ts(now));
+                inc.error = Some(e.to_string());
+                if let Some(a) = out.action {
+                    self.o.remediations.push(a);
+                }
+                if matches!(e, ApiError::RouteMissing { .. }) {
+                    self.drift
+                        .entry(slug)
+                        .or_insert_with(|| (format!("PATCH {path}"), e.to_string()));
+                } else if e.is_fatal() {
+                    self.abort(&e);
+                }
+                Fix::NotDone
+            }
+            MutationStatus::Done(_) => {
+                self.mutated = true;
+                self.route_ok.insert(slug);
+                inc.attempts += 1;
+                inc.last_attempt_at = Some(ts(now));
+                let (ok, detail, fix) = match self.api.get(path).await {
+                    Ok(v) if verified(&v) => (true, verify_detail.to_string(), Fix::Verified),
+                    Ok(_) => {
+                        let d = format!("re-read does not show {verify_detail}");
+                        inc.error = Some(format!("verification failed: {d}"));
+                        (false, d, Fix::NotDone)
+                    }
+                    Err(ApiError::NotFound { .. }) => (
+                        false,
+                        format!("{target} gone after the write"),
+                        Fix::AlreadyDone(format!("{target} no longer exists")),
+                    ),
+                    Err(e) => {
+                        if e.is_fatal() {
+                            self.abort(&e);
+                        }
+                        inc.error = Some(format!("verification read failed: {e}"));
+                        (
+                            false,
+                            format!("verification read failed: {e}"),
+                            Fix::NotDone,
+                        )
+                    }
+                };
+                self.verification_line(out.audit_id.as_deref(), target, id, ok, &detail);
+                if let Some(mut a) = out.action {
+                    a.verified = Some(ok);
+                    self.o.remediations.push(a);
+                }
+                if ok {
+                    self.o.fixed += 1;
+                }
+                fix
+            }
+        }
+    }
+
+    /// Deactivates a schedule for a 6.4.2 fault and returns the incident in its final status.
+    async fn deactivate(&mut self, sch: &Value, fault: &ActiveFault) -> (Incident, Fix) {
+        let id = id_of(sch);
+        let name = s(sch, "name").unwrap_or(&id).to_string();
+        let kind = fault.kind();
+        let path = format!("{SCHEDULES}/{id}");
+        let request = format!("PATCH {path} {{\"isActive\":false}}");
+        let mut inc = self.ctx.incident(
+            kind,
+            Severity::Warning,
+            "schedule",
+            &id,
+            format!(
+                "Schedule \"{name}\" ({id}) is active but {}",
+                fault.reason()
+            ),
+            format!("Deactivate the schedule ({request})"),
+        );
+        if self.aborted {
+            inc.error = Some("not remediated: the run was aborted".into());
+            return (inc, Fix::NotDone);
+        }
+        if !detect::path_safe_id(&id) {
+            inc.remediation =
+                "Deactivate the schedule in the Vizora dashboard (its id is not safe to put in a request path)"
+                    .into();
+            return (inc, Fix::NotDone);
+        }
+        if let Some((route, _)) = self.drift.get(PATCH_SCHEDULES) {
+            inc.error = Some(format!(
+                "{route} answered as a missing route earlier in this run (api-contract-drift); not called again"
+            ));
+            return (inc, Fix::NotDone);
+        }
+        match self.api.get(&path).await {
+            Err(ApiError::NotFound { .. }) => {
+                return self.already(inc, "the schedule no longer exists; nothing to write");
+            }
+            Err(e) => {
+                if e.is_fatal() {
+                    self.abort(&e);
+                }
+                inc.error = Some(format!("pre-write read failed: {e}"));
+                return (inc, Fix::NotDone);
+            }
+            Ok(v) if v.get("isActive").and_then(Value::as_bool) == Some(false) => {
+                return self.already(
+                    inc,
+                    "a fresh read shows the schedule already inactive; nothing to write",
+                );
+            }
+            Ok(_) => {}
+        }
+        let human = match fault {
+            ActiveFault::PastEnd { .. } => "past-end",
+            ActiveFault::DeletedPlaylist { .. } => "deleted-playlist",
+            ActiveFault::NoTarget { .. } => "no-target",
+        };
+        let fix = self
+            .patch(
+                &mut inc,
+                format!("Deactivate {human} schedule \"{name}\""),
+                "schedule",
+                &id,
+                &path,
+                json!({"isActive": false}),
+                PATCH_SCHEDULES,
+                |v| v.get("isActive").and_then(Value::as_bool) == Some(false),
+                "isActive=false",
+            )
+            .await;
+        let now = self.ctx.now();
+        let inc = match &fix {
+            Fix::Verified => {
+                inc.remediation =
+                    format!("Deactivated ({request}); a re-read shows isActive=false");
+                self.deactivated.push(FixNote {
+                    item: format!("\"{name}\" ({id}): {}", fault.reason()),
+                    incident: Some(resolved(inc.clone(), now)),
+                });
+                resolved(inc, now)
+            }
+            Fix::AlreadyDone(why) => {
+                let why = why.clone();
+                return self.already(inc, &why);
+            }
+            Fix::Planned => {
+                inc.remediation = format!("Dry run: would deactivate the schedule ({request})");
+                self.deactivated.push(FixNote {
+                    item: format!("\"{name}\" ({id}): {}", fault.reason()),
+                    incident: None,
+                });
+                inc
+            }
+            Fix::NotDone => inc,
+        };
+        (inc, fix)
+    }
+
+    /// Resolution with evidence but no write: the incident is reported resolved only when a prior episode is active.
+    fn already(&mut self, mut inc: Incident, why: &str) -> (Incident, Fix) {
+        inc.remediation = why.to_string();
+        (
+            resolved(inc, self.ctx.now()),
+            Fix::AlreadyDone(why.to_string()),
+        )
+    }
+
+    /// Assigns the fallback playlist to a display (6.4.4). `inc` is the `coverage_gap` incident (a placeholder for
+    /// follow-up assignments after a deleted-playlist deactivation, which raise nothing themselves).
+    async fn assign(
+        &mut self,
+        display: &Value,
+        fb_id: &str,
+        fb_name: &str,
+        inc: &mut Incident,
+    ) -> Fix {
+        let id = id_of(display);
+        let label = display_label(display);
+        let path = format!("{DISPLAYS}/{id}");
+        let request = format!("PATCH {path} {{\"currentPlaylistId\":\"{fb_id}\"}}");
+        inc.remediation = format!("Assign the fallback playlist \"{fb_name}\" ({request})");
+        if self.aborted {
+            inc.error = Some("not remediated: the run was aborted".into());
+            return Fix::NotDone;
+        }
+        if !detect::path_safe_id(&id) {
+            inc.remediation = format!(
+                "Assign a playlist (e.g. the fallback \"{fb_name}\") in the Vizora dashboard; the display id is not \
+                 safe to put in a request path"
+            );
+            return Fix::NotDone;
+        }
+        if let Some((route, _)) = self.drift.get(PATCH_DISPLAYS) {
+            inc.error = Some(format!(
+                "{route} answered as a missing route earlier in this run (api-contract-drift); not called again"
+            ));
+            return Fix::NotDone;
+        }
+        match self.api.get(&path).await {
+            Err(ApiError::NotFound { .. }) => {
+                inc.remediation = "the display no longer exists; nothing to write".into();
+                return Fix::AlreadyDone(inc.remediation.clone());
+            }
+            Err(e) => {
+                if e.is_fatal() {
+                    self.abort(&e);
+                }
+                inc.error = Some(format!("pre-write read failed: {e}"));
+                return Fix::NotDone;
+            }
+            Ok(v) => {
+                if let Some(p) = detect::current_playlist(&v) {
+                    inc.remediation = format!(
+                        "a fresh read shows playlist {p} already assigned; nothing to write"
+                    );
+                    return Fix::AlreadyDone(inc.remediation.clone());
+                }
+                if !common::is_enabled_display(&v) {
+                    inc.remediation = "the display is disabled now; nothing to write".into();
+                    return Fix::AlreadyDone(inc.remediation.clone());
+                }
+            }
+        }
+        let fb = fb_id.to_string();
+        let fix = self
+            .patch(
+                inc,
+                format!(
+                    "Assign fallback playlist \"{fb_name}\" to display {}",
+                    named(&label, &id)
+                ),
+                "display",
+                &id,
+                &path,
+                json!({"currentPlaylistId": fb_id}),
+                PATCH_DISPLAYS,
+                move |v| s(v, "currentPlaylistId") == Some(fb.as_str()),
+                &format!("currentPlaylistId={fb_id}"),
+            )
+            .await;
+        match &fix {
+            Fix::Verified => {
+                inc.remediation = format!(
+                    "Assigned the fallback playlist \"{fb_name}\" ({request}); a re-read shows it assigned"
+                );
+                self.assigned.push(FixNote {
+                    item: named(&label, &id),
+                    incident: None,
+                });
+            }
+            Fix::Planned => {
+                inc.remediation = format!(
+                    "Dry run: would assign the fallback playlist \"{fb_name}\" ({request})"
+                );
+                self.assigned.push(FixNote {
+                    item: named(&label, &id),
+                    incident: None,
+                });
+            }
+            Fix::AlreadyDone(why) => inc.remediation = why.clone(),
+            Fix::NotDone => {}
+        }
+        fix
+    }
+}
+
+/// `"label" (id)`, or just the id when the label is the id (a display without a nickname).
+fn named(label: &str, id: &str) -> String {
+    if label == id {
+        id.to_string()
+    } else {
+        format!("\"{label}\" ({id})")
+    }
+}
+
+fn list_summary(name: &str, r: &crate::vizora::ListResult) -> String {
+    match (r.complete, r.total) {
+        (true, _) => format!("{name} complete ({})", r.items.len()),
+        (false, Some(t)) => format!(
+            "{name} {}/{t} ({})",
+            r.items.len(),
+            r.reason.as_deref().unwrap_or("incomplete")
+        ),
+        (false, None) => format!(
+            "{name} {}/unknown ({})",
+            r.items.len(),
+            r.reason.as_deref().unwrap_or("incomplete")
+        ),
+    }
+}
+
+/// Runs schedule-doctor once (agents.md 6.4). See the module documentation for the steps; exit codes, sweeps and the
+/// state write are the runtime's.
+pub async fn run(ctx: &AgentContext) -> AgentOutcome {
+    let mut r = Run::new(ctx);
+    let now = ctx.started;
+    let api = r.api.clone();
+
+    // ── Inputs ──
+    // The organisation first: its request performs the run's single lazy login, so the four concurrent walks
+    // (agents.md 5.4) share that session instead of racing to log in each.
+    let rorg = api.get(ORG).await;
+    let (rs, rd, rp, rg) = tokio::join!(
+        api.walk(SCHEDULES),
+        api.walk(DISPLAYS),
+        api.walk(PLAYLISTS),
+        api.walk(GROUPS)
     );
-    o
+    let mut lists = Vec::with_capacity(4);
+    for (path, res) in [
+        (SCHEDULES, rs),
+        (DISPLAYS, rd),
+        (PLAYLISTS, rp),
+        (GROUPS, rg),
+    ] {
+        match res {
+            Ok(l) => lists.push(l),
+            Err(e) => {
+                r.fail(format!("cannot read {path}: {e}"), WriteMode::None);
+                return r.o;
+            }
+        }
+    }
+    let org = match rorg {
+        Ok(v) if v.is_object() => Some(v),
+        Ok(_) => {
+            ctx.warn(format!(
+                "{ORG}: unexpected body; the fallback playlist is unknown this run"
+            ));
+            None
+        }
+        Err(e) if e.is_fatal() => {
+            r.fail(format!("cannot read {ORG}: {e}"), WriteMode::None);
+            return r.o;
+        }
+        Err(e) => {
+            ctx.warn(format!("{e}; the fallback playlist is unknown this run"));
+            None
+        }
+    };
+    let (ls, ld, lp, lg) = (&lists[0], &lists[1], &lists[2], &lists[3]);
+    let scan_complete = ls.complete && ld.complete && lp.complete && lg.complete;
+    let schedules = &ls.items;
+    let displays = &ld.items;
+    let playlists = &lp.items;
+    let groups = &lg.items;
+    let enabled: Vec<&Value> = displays
+        .iter()
+        .filter(|d| common::is_enabled_display(d))
+        .collect();
+    let disabled = displays.len() - enabled.len();
+    ctx.info(format!(
+        "fetched {} schedules, {} displays ({} enabled), {} playlists, {} groups",
+        schedules.len(),
+        displays.len(),
+        enabled.len(),
+        playlists.len(),
+        groups.len()
+    ));
+    if disabled > 0 {
+        ctx.info(format!("skipping {disabled} disabled display(s)"));
+    }
+    let org_id = org
+        .as_ref()
+        .and_then(|o| s(o, "id").map(String::from))
+        .or_else(|| api.organization_id());
+
+    if !scan_complete {
+        let detail = [
+            list_summary("schedules", ls),
+            list_summary("displays", ld),
+            list_summary("playlists", lp),
+            list_summary("display-groups", lg),
+        ]
+        .join("; ");
+        ctx.warn(format!(
+            "incomplete scan ({detail}): only the past-end check runs; nothing is swept"
+        ));
+        let inc = ctx.incident(
+            "scan-truncated",
+            Severity::Info,
+            "schedules",
+            "entity-lists",
+            format!("Schedule audit could not read every list completely: {detail}"),
+            "Investigate the failing page or the API (the reason is in the message); until a complete scan, only \
+             past-end schedules are checked and no incident is resolved by the sweep",
+        );
+        r.note(format!("scan-truncated: {detail}"));
+        r.o.raise(inc);
+    }
+
+    // ── 6.4.2 Active schedules ──
+    let sets = scan_complete.then(|| EntitySets::new(playlists, displays, groups));
+    let mut unexamined: HashSet<String> = HashSet::new();
+    let mut inactive_now: HashSet<usize> = HashSet::new();
+    let mut remaining: Vec<usize> = Vec::new();
+    let mut faults: Vec<(usize, ActiveFault)> = Vec::new();
+    let mut active_count = 0usize;
+    for (i, sch) in schedules.iter().enumerate() {
+        match detect::check_active(sch, now, sets.as_ref()) {
+            ActiveVerdict::Inactive => {}
+            ActiveVerdict::Fault(f) => {
+                active_count += 1;
+                faults.push((i, f));
+            }
+            ActiveVerdict::Healthy { end_known } => {
+                active_count += 1;
+                if !end_known {
+                    ctx.warn(format!(
+                        "schedule {}: endDate {:?} is unparseable; not examined",
+                        id_of(sch),
+                        sch.get("endDate")
+                    ));
+                    unexamined.insert(incident_id(AGENT, "past_end_schedule", &id_of(sch)));
+                    unexamined.insert(incident_id(AGENT, "empty_playlist_schedule", &id_of(sch)));
+                }
+                remaining.push(i);
+            }
+        }
+    }
+    let mut follow_up_schedule_ids: Vec<String> = Vec::new();
+    let mut unremediated: HashSet<String> = HashSet::new();
+    for (i, fault) in &faults {
+        let sch = &schedules[*i];
+        let (inc, fix) = r.deactivate(sch, fault).await;
+        let label = format!(
+            "{} \"{}\" ({})",
+            fault.kind(),
+            s(sch, "name").unwrap_or_default(),
+            id_of(sch)
+        );
+        let outcome = match &fix {
+            Fix::Verified => "deactivated, verified".to_string(),
+            Fix::Planned => "would deactivate (dry run)".to_string(),
+            Fix::AlreadyDone(w) => w.clone(),
+            Fix::NotDone => format!("open: {}", inc.error.as_deref().unwrap_or(&inc.remediation)),
+        };
+        r.note(format!("{label}: {} — {outcome}", fault.reason()));
+        match &fix {
+            Fix::Verified | Fix::Planned | Fix::AlreadyDone(_) => {
+                inactive_now.insert(*i);
+                if matches!(fault, ActiveFault::DeletedPlaylist { .. })
+                    && matches!(fix, Fix::Verified | Fix::Planned)
+                {
+                    follow_up_schedule_ids.push(id_of(sch));
+                }
+            }
+            Fix::NotDone => {
+                if !matches!(fault, ActiveFault::PastEnd { .. }) {
+                    unremediated.insert(id_of(sch));
+                }
+            }
+        }
+        if matches!(fix, Fix::AlreadyDone(_)) && !r.prior_active(&inc.id) {
+            continue;
+        }
+        r.o.raise(inc);
+    }
+
+    let mut stats = json!({
+        "schedules": schedules.len(),
+        "displays": displays.len(),
+        "enabledDisplays": enabled.len(),
+        "playlists": playlists.len(),
+        "groups": groups.len(),
+        "scanComplete": scan_complete,
+        "activeSchedules": active_count,
+    });
+
+    if scan_complete && !r.aborted {
+        complete_scan_checks(
+            &mut r,
+            CompleteInputs {
+                schedules,
+                playlists,
+                groups,
+                enabled: &enabled,
+                org: org.as_ref(),
+                org_id: org_id.as_deref(),
+                remaining: &remaining,
+                inactive_now: &inactive_now,
+                follow_up_schedules: &follow_up_schedule_ids,
+                unremediated: &unremediated,
+            },
+            &mut unexamined,
+            &mut stats,
+        )
+        .await;
+    }
+
+    // ── Contract drift (critical, exit 2 with a full write) ──
+    let mut drift_incs = Vec::new();
+    for (slug, (route, err)) in r.drift.clone() {
+        let inc = ctx.incident(
+            "api-contract-drift",
+            Severity::Critical,
+            "api",
+            slug,
+            format!("{route} answered as a missing route ({err}): possible API contract change"),
+            "Check the Vizora API version against vizora-api.md §4 and update vizora-ops; the route was not called \
+             again this run",
+        );
+        r.note(format!("api-contract-drift {slug}: {err}"));
+        r.fail(
+            format!("API contract drift on {route}: {err}"),
+            WriteMode::Full,
+        );
+        // Inline critical on the open transition only (7.6).
+        if !r.prior_active(&inc.id) {
+            drift_incs.push(inc.clone());
+        }
+        r.o.raise(inc);
+    }
+    if !drift_incs.is_empty() {
+        let alert = InlineAlert {
+            agent: AGENT,
+            kind: InlineKind::Critical,
+            summary: format!("API contract drift on {} route(s)", drift_incs.len()),
+            items: drift_incs.iter().map(|i| i.message.clone()).collect(),
+            refs: drift_incs,
+        };
+        let stamps = ctx.alerts.inline(alert, ctx.now(), ctx.dry_run).await;
+        r.o.alert_stamps.extend(stamps);
+    }
+
+    // ── Fix notifications, batched (7.6) ──
+    if !r.deactivated.is_empty() {
+        let refs: Vec<Incident> = r
+            .deactivated
+            .iter()
+            .filter_map(|f| f.incident.clone())
+            .collect();
+        let alert = InlineAlert {
+            agent: AGENT,
+            kind: InlineKind::Fixed,
+            summary: format!("Auto-deactivated {} schedule(s)", r.deactivated.len()),
+            items: r.deactivated.iter().map(|f| f.item.clone()).collect(),
+            refs,
+        };
+        let stamps = ctx.alerts.inline(alert, ctx.now(), ctx.dry_run).await;
+        r.o.alert_stamps.extend(stamps);
+    }
+    if !r.assigned.is_empty() {
+        let name = stats
+            .get("fallbackPlaylist")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let refs: Vec<Incident> = r
+            .assigned
+            .iter()
+            .filter_map(|f| f.incident.clone())
+            .collect();
+        let alert = InlineAlert {
+            agent: AGENT,
+            kind: InlineKind::Fixed,
+            summary: format!(
+                "Assigned fallback playlist \"{name}\" to {} display(s)",
+                r.assigned.len()
+            ),
+            items: r.assigned.iter().map(|f| f.item.clone()).collect(),
+            refs,
+        };
+        let stamps = ctx.alerts.inline(alert, ctx.now(), ctx.dry_run).await;
+        r.o.alert_stamps.extend(stamps);
+    }
+
+    // ── Coverage (2.5, 6.4.5): complete scans only ──
+    if scan_complete {
+        for t in CATALOGUE {
+            if *t != "api-contract-drift" {
+                r.o.cover(t);
+            }
+        }
+        // A drift incident resolves when its route succeeds later; a route not exercised this run proves nothing.
+        r.o.cover("api-contract-drift");
+        for slug in [PATCH_SCHEDULES, PATCH_DISPLAYS] {
+            let id = incident_id(AGENT, "api-contract-drift", slug);
+            if !r.route_ok.contains(slug) && r.prior_active(&id) {
+                unexamined.insert(id);
+            }
+        }
+    }
+    if let Value::Object(m) = &mut stats {
+        m.insert("deactivated".into(), json!(r.deactivated.len()));
+        m.insert("fallbackAssigned".into(), json!(r.assigned.len()));
+        m.insert("unexamined".into(), json!(unexamined.len()));
+    }
+    if !unexamined.is_empty() {
+        ctx.info(format!(
+            "{} incident id(s) not examined this run",
+            unexamined.len()
+        ));
+    }
+    r.o.unexamined.extend(unexamined);
+    r.o.stats = Some(stats);
+    r.o
+}
+
+struct CompleteInputs<'x> {
+    schedules: &'x [Value],
+    playlists: &'x [Value],
+    groups: &'x [Value],
+    enabled: &'x [&'x Value],
+    org: Option<&'x Value>,
+    org_id: Option<&'x str>,
+    /// Active schedules without a 6.4.2 fault.
+    remaining: &'x [usize],
+    /// Schedules deactivated (or found inactive, or planned in a dry run) this run.
+    inactive_now: &'x HashSet<usize>,
+    /// Ids of schedules whose deleted-playlist deactivation succeeded (or is planned).
+    follow_up_schedules: &'x [String],
+    /// Ids of still-active schedules whose 6.4.2 deactivation failed (not past end): overlap verdicts unknown.
+    unremediated: &'x HashSet<String>,
+}
+
+/// Checks that need a complete scan: fallback (6.4.1), empty playlists and overlaps (6.4.3), coverage (6.4.4).
+async fn complete_scan_checks(
+    r: &mut Run<'_>,
+    inp: CompleteInputs<'_>,
+    unexamined: &mut HashSet<String>,
+    stats: &mut Value,
+) {
+    let ctx = r.ctx;
+    let now = ctx.started;
+    let members = common::group_members(inp.groups);
+    let playlist_by_id: HashMap<String, &Value> =
+        inp.playlists.iter().map(|p| (id_of(p), p)).collect();
+
+    // ── 6.4.1 Fallback ──
+    let (fallback, warnings) = detect::resolve_fallback(
+        inp.org,
+        inp.playlists,
+        ctx.cfg.entity.fallback_playlist_id.as_deref(),
+    );
+    for w in warnings {
+        ctx.warn(w);
+    }
+    match (&fallback, inp.org_id) {
+        (Fallback::Invalid { id, source, reason }, Some(org_id)) => {
+            let inc = ctx.incident(
+                "fallback_playlist_invalid",
+                Severity::Warning,
+                "organization",
+                org_id,
+                format!("The fallback playlist {id} (from {}) is unusable: {reason}", source.describe()),
+                "Point settings.opsFallbackPlaylistId (or OPS_FALLBACK_PLAYLIST_ID) at an existing playlist with \
+                 content; displays without content get no fallback until then",
+            );
+            r.note(format!("fallback_playlist_invalid: {}", inc.message));
+            r.o.raise(inc);
+        }
+        (Fallback::Unknown(why), Some(org_id)) => {
+            ctx.warn(format!(
+                "fallback playlist unknown: {why}; assignments not examined"
+            ));
+            unexamined.insert(incident_id(AGENT, "fallback_playlist_invalid", org_id));
+        }
+        _ => {}
+    }
+    if let (Value::Object(m), Fallback::Valid { id, name, .. }) = (&mut *stats, &fallback) {
+        m.insert("fallbackPlaylist".into(), json!(name));
+        m.insert("fallbackPlaylistId".into(), json!(id));
+    }
+
+    // ── 6.4.3 Empty playlists (remaining active, not-ended schedules) ──
+    let ended_unknown: HashSet<usize> = inp
+        .remaining
+        .iter()
+        .copied()
+        .filter(|&i| detect::end_date(&inp.schedules[i]) == detect::EndDate::Unparseable)
+        .collect();
+    for &i in inp.remaining {
+        if ended_unknown.contains(&i) {
+            continue;
+        }
+        let sch = &inp.schedules[i];
+        let sid = id_of(sch);
+        let pid = s(sch, "playlistId").unwrap_or_default();
+        let pl = playlist_by_id.get(pid).copied();
+        match detect::playlist_item_count(pl, sch) {
+            None => {
+                unexamined.insert(incident_id(AGENT, "empty_playlist_schedule", &sid));
+            }
+            Some(0) => {
+                let name = s(sch, "name").unwrap_or(&sid);
+                let pname = pl.and_then(|p| s(p, "name")).unwrap_or(pid);
+                let until = s(sch, "endDate")
+                    .map(|e| format!("until {e}"))
+                    .unwrap_or("with no end date".into());
+                let inc = ctx.incident(
+                    "empty_playlist_schedule",
+                    Severity::Warning,
+                    "schedule",
+                    &sid,
+                    format!(
+                        "Schedule \"{name}\" ({sid}) is active {until} but its playlist \"{pname}\" ({pid}) has 0 items: \
+                         its displays show nothing while it applies"
+                    ),
+                    format!(
+                        "Add content to playlist \"{pname}\", point the schedule at a playlist with content, or \
+                         deactivate it (PATCH {SCHEDULES}/{sid} {{\"isActive\":false}})"
+                    ),
+                );
+                r.note(format!(
+                    "empty_playlist_schedule \"{name}\" ({sid}): playlist \"{pname}\" has 0 items"
+                ));
+                r.o.raise(inc);
+            }
+            Some(_) => {}
+        }
+    }
+
+    // ── 6.4.3 Overlaps ──
+    let index = TargetIndex::build(inp.schedules, inp.remaining.iter().copied(), &members);
+    let mut parsed: Vec<Option<OverlapSchedule>> = vec![None; inp.schedules.len()];
+    let mut overlap_blind: HashSet<String> = inp.unremediated.clone();
+    for &i in inp.remaining {
+        let p = if ended_unknown.contains(&i) {
+            None
+        } else {
+            OverlapSchedule::parse(&inp.schedules[i])
+        };
+        if p.is_none() {
+            overlap_blind.insert(id_of(&inp.schedules[i]));
+        }
+        parsed[i] = p;
+    }
+    for &i in &index.unknown_membership {
+        overlap_blind.insert(id_of(&inp.schedules[i]));
+    }
+    let ov = detect::find_overlaps(
+        inp.enabled,
+        &index,
+        &parsed,
+        ctx.cfg.entity.overlap_max_comparisons,
+    );
+    if !ov.capped_displays.is_empty() {
+        ctx.warn(format!(
+            "{} display(s) hit OPS_OVERLAP_MAX_COMPARISONS ({}); their overlap verdicts are not examined",
+            ov.capped_displays.len(),
+            ctx.cfg.entity.overlap_max_comparisons
+        ));
+    }
+    overlap_blind.extend(ov.capped_schedules.iter().cloned());
+    for pair in ov.pairs.values() {
+        let inc = ctx.incident(
+            "schedule_overlap",
+            Severity::Warning,
+            "schedule",
+            &pair.key,
+            pair.message(),
+            "Give one schedule a higher priority, or change their dates, weekdays or time windows so they no longer \
+             intersect",
+        );
+        r.note(format!("schedule_overlap {}", pair.message()));
+        r.o.raise(inc);
+    }
+    for (id, prior) in ctx.priors() {
+        if prior.kind == "schedule_overlap" && prior.is_active() {
+            let blind = prior
+                .target_id
+                .split('+')
+                .any(|sid| overlap_blind.contains(sid));
+            if blind && !ov.pairs.contains_key(&prior.target_id) {
+                unexamined.insert(id);
+            }
+        }
+    }
+
+    // ── 6.4.4 Coverage (after this run's deactivations) ──
+    let still_active: Vec<usize> = (0..inp.schedules.len())
+        .filter(|i| !inp.inactive_now.contains(i))
+        .filter(|&i| inp.schedules[i].get("isActive").and_then(Value::as_bool) == Some(true))
+        .collect();
+    let cov_index = TargetIndex::build(inp.schedules, still_active.iter().copied(), &members);
+    let maybe: Vec<&Value> = cov_index
+        .unknown_membership
+        .iter()
+        .map(|&i| &inp.schedules[i])
+        .collect();
+    let follow_up: HashSet<String> = {
+        let ids: HashSet<&str> = inp.follow_up_schedules.iter().map(String::as_str).collect();
+        let deact_index = TargetIndex::build(
+            inp.schedules,
+            (0..inp.schedules.len()).filter(|&i| ids.contains(id_of(&inp.schedules[i]).as_str())),
+            &members,
+        );
+        deact_index.by_display.keys().cloned().collect()
+    };
+    let mut assigned_once: HashSet<String> = HashSet::new();
+    let mut gaps = 0usize;
+    let mut tz_fallbacks = 0usize;
+    for d in inp.enabled.iter().copied() {
+        if detect::current_playlist(d).is_some() {
+            continue;
+        }
+        let did = id_of(d);
+        let reaching: Vec<&Value> = cov_index
+            .for_display(&did)
+            .iter()
+            .map(|&i| &inp.schedules[i])
+            .collect();
+        let verdict = detect::coverage(d, &reaching, &maybe, now);
+        let label = display_label(d);
+        let (tz, fell_back) = common::display_tz(d);
+        if fell_back {
+            tz_fallbacks += 1;
+        }
+        let is_follow_up = follow_up.contains(&did);
+        match verdict {
+            Coverage::Covered if !is_follow_up => continue,
+            Coverage::Unknown if !is_follow_up => {
+                unexamined.insert(incident_id(AGENT, "coverage_gap", &did));
+                continue;
+            }
+            _ => {}
+        }
+        if verdict == Coverage::Unknown {
+            unexamined.insert(incident_id(AGENT, "coverage_gap", &did));
+        }
+        let gap = verdict == Coverage::Gap;
+        let local = now.with_timezone(&tz).format("%a %H:%M");
+        let mut inc = ctx.incident(
+            "coverage_gap",
+            Severity::Warning,
+            "display",
+            &did,
+            format!(
+                "Display {} is enabled, has no currentPlaylistId and no schedule is active now \
+                 ({local} {}{}; {} active schedule(s) target it): it has nothing to play",
+                named(&label, &did),
+                tz.name(),
+                if fell_back {
+                    ", timezone missing or invalid so UTC"
+                } else {
+                    ""
+                },
+                reaching.len()
+            ),
+            String::new(),
+        );
+        if gap {
+            gaps += 1;
+        }
+        let fix = match &fallback {
+            Fallback::Valid { id, name, .. } => {
+                if !assigned_once.insert(did.clone()) {
+                    continue;
+                }
+                Some(r.assign(d, id, name, &mut inc).await)
+            }
+            Fallback::Unconfigured => {
+                inc.remediation = format!(
+                    "No fallback playlist is configured: set the organization's settings.opsFallbackPlaylistId to a \
+                     playlist with content (PATCH /api/v1/organizations/{} {{\"settings\":{{\"opsFallbackPlaylistId\":\
+                     \"<playlistId>\"}}}}) or set OPS_FALLBACK_PLAYLIST_ID, or assign a playlist or an always-on \
+                     schedule to this display",
+                    inp.org_id.unwrap_or("<organizationId>")
+                );
+                None
+            }
+            Fallback::Invalid { reason, .. } => {
+                inc.remediation = format!(
+                    "The configured fallback playlist is unusable ({reason}; see fallback_playlist_invalid): fix \
+                     settings.opsFallbackPlaylistId or OPS_FALLBACK_PLAYLIST_ID, or assign a playlist or an always-on \
+                     schedule to this display"
+                );
+                None
+            }
+            Fallback::Unknown(why) => {
+                inc.remediation = format!(
+                    "The fallback playlist is unknown this run ({why}); assign a playlist or an always-on schedule \
+                     to this display, or wait for the next run"
+                );
+                None
+            }
+        };
+        let outcome = match &fix {
+            Some(Fix::Verified) => "fallback assigned, verified".to_string(),
+            Some(Fix::Planned) => "would assign the fallback (dry run)".to_string(),
+            Some(Fix::AlreadyDone(w)) => w.clone(),
+            Some(Fix::NotDone) => {
+                format!("open: {}", inc.error.as_deref().unwrap_or(&inc.remediation))
+            }
+            None => "open: no usable fallback playlist".to_string(),
+        };
+        if !gap {
+            // Follow-up of a deleted-playlist deactivation: an assignment, not a coverage finding.
+            r.note(format!(
+                "fallback for display {} after its deleted-playlist schedule was deactivated: {outcome}",
+                named(&label, &did)
+            ));
+            continue;
+        }
+        r.note(format!(
+            "coverage_gap display {}: {outcome}",
+            named(&label, &did)
+        ));
+        let now2 = ctx.now();
+        match fix {
+            Some(Fix::Verified) => {
+                let done = resolved(inc, now2);
+                if let Some(n) = r.assigned.last_mut() {
+                    n.incident = Some(done.clone());
+                }
+                r.o.raise(done);
+            }
+            Some(Fix::AlreadyDone(_)) => {
+                let done = resolved(inc, now2);
+                if r.prior_active(&done.id) {
+                    r.o.raise(done);
+                }
+            }
+            _ => r.o.raise(inc),
+        }
+    }
+    if tz_fallbacks > 0 {
+        ctx.info(format!(
+            "{tz_fallbacks} display(s) without content have a missing or invalid timezone: judged in UTC"
+        ));
+    }
+    if let Value::Object(m) = stats {
+        m.insert("overlapComparisons".into(), json!(ov.comparisons));
+        m.insert(
+            "overlapCappedDisplays".into(),
+            json!(ov.capped_displays.len()),
+        );
+        m.insert("overlapPairs".into(), json!(ov.pairs.len()));
+        m.insert("coverageGaps".into(), json!(gaps));
+    }
 }
