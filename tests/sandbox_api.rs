@@ -799,6 +799,22 @@ async fn throttle_429_after_ten_per_second() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // Logins: 5 per minute per IP.
+    sb.set_throttle(true);
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let r = c
+            .post(format!("{}/api/v1/auth/login", sb.api_url))
+            .json(&json!({"email": EMAIL, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(r.headers()["retry-after"], "60");
+        }
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(codes, vec![201, 201, 201, 201, 201, 429]);
     sb.shutdown().await;
 }
 

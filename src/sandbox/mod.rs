@@ -8,8 +8,8 @@
 //! - the realtime gateway on N+2 (`/api/health`, `/api/health/ready`, `/api/health/live`).
 //!
 //! A control API under `/__sandbox/` on the API port (JSON, no auth, never throttled, never recorded) injects faults,
-//! moves time and reads every API request received; see [`control`](self) routes in the crate docs of
-//! `control.rs` and the in-process helpers on [`Sandbox`].
+//! moves time and reads every API request received (route table in `src/sandbox/control.rs`); the same effects are
+//! available in process through the methods of [`Sandbox`].
 //!
 //! Time: at load every ISO-8601 UTC timestamp string of the fixture is shifted by `now − capturedAt`, so every age
 //! is preserved. The sandbox clock is real time plus an offset (`POST /__sandbox/clock`). Displays whose heartbeat
