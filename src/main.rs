@@ -96,14 +96,6 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Arc<Config>, ExitCode> 
     }
 }
 
-async fn sandbox_standalone(
-    _fixture: Option<PathBuf>,
-    _port: u16,
-    _throttle: bool,
-) -> anyhow::Result<()> {
-    anyhow::bail!("the standalone sandbox is being wired")
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
