@@ -200,7 +200,13 @@ pub struct Alerter {
     notify_timeout: Duration,
     /// Messages recorded instead of sent when `capture_only` is set (the demo).
     pub captured: Mutex<Vec<CapturedMessage>>,
+    /// In `capture_only` mode, captured messages are also appended here as JSON lines ([`CAPTURE_FILE`]).
+    capture_file: Option<PathBuf>,
 }
+
+/// File name, in the log dir, of the messages captured in `capture_only` mode (the demo prints it): one JSON object
+/// per line with `channel`, `kind`, `title`, `text`. Several runs (each with its own [`Alerter`]) append to it.
+pub const CAPTURE_FILE: &str = "ops-captured-alerts.jsonl";
 
 impl std::fmt::Debug for Alerter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -245,18 +251,32 @@ impl Alerter {
             host: local_hostname(),
             notify_timeout,
             captured: Mutex::new(Vec::new()),
+            capture_file: None,
         }
     }
 
     /// The alerter of a process: outbox `<state dir>/ops-outbox.json`, lock deadline `OPS_LOCK_TIMEOUT_MS`, timeout
-    /// `OPS_NOTIFY_TIMEOUT_MS`.
+    /// `OPS_NOTIFY_TIMEOUT_MS`; in `capture_only` mode captured messages are also appended to
+    /// `<log dir>/ops-captured-alerts.jsonl` ([`CAPTURE_FILE`]).
     pub fn from_config(cfg: &Config) -> Alerter {
-        Alerter::new(
+        let a = Alerter::new(
             cfg.alert.clone(),
             Outbox::path_for_state_file(&cfg.state_file),
             Duration::from_millis(cfg.lock_timeout_ms),
             cfg.api.notify_timeout,
-        )
+        );
+        if cfg.alert.capture_only {
+            a.with_capture_file(cfg.log_dir.join(CAPTURE_FILE))
+        } else {
+            a
+        }
+    }
+
+    /// Also appends every captured message (`capture_only` mode) to `path` as one JSON line
+    /// `{"channel","kind","title","text"}`.
+    pub fn with_capture_file(mut self, path: impl Into<PathBuf>) -> Alerter {
+        self.capture_file = Some(path.into());
+        self
     }
 
     /// Replaces the HTTP client (shared client of the daemon, tests).
@@ -292,6 +312,9 @@ impl Alerter {
     }
 
     fn capture(&self, m: CapturedMessage) {
+        if let Some(path) = &self.capture_file {
+            append_captured(path, &m);
+        }
         if let Ok(mut g) = self.captured.lock() {
             g.push(m);
         }
@@ -784,6 +807,37 @@ impl Alerter {
             "set SLACK_WEBHOOK_URL, or SMTP_HOST with OPS_ALERT_EMAIL, so that alerts reach someone",
             now,
         ))
+    }
+}
+
+/// Appends one captured message as a redacted JSON line with a single `O_APPEND` write (runs of several agents append
+/// to the same file). Failures are logged.
+fn append_captured(path: &std::path::Path, m: &CapturedMessage) {
+    use std::io::Write;
+    let line = crate::redact::redact_value(&serde_json::json!({
+        "channel": m.channel,
+        "kind": m.kind,
+        "title": m.title,
+        "text": m.text,
+    }));
+    let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+    bytes.push(b'\n');
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let r = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(&bytes));
+    if let Err(e) = r {
+        logging::error(
+            COMPONENT,
+            format!(
+                "cannot append the captured message to {}: {e}",
+                path.display()
+            ),
+        );
     }
 }
 
