@@ -21,9 +21,12 @@ use vizora_ops::sandbox::{
 
 const AGENT: AgentName = AgentName::HealthGuardian;
 
+/// One recorded inline alert: kind, summary, items, incident ids.
+type Recorded = (InlineKind, String, Vec<String>, Vec<String>);
+
 /// Records every inline alert; reports its refs as delivered on real runs.
 #[derive(Default)]
-struct RecordingSink(Mutex<Vec<(InlineKind, String, Vec<String>, Vec<String>)>>);
+struct RecordingSink(Mutex<Vec<Recorded>>);
 
 #[async_trait]
 impl AlertSink for RecordingSink {
