@@ -26,7 +26,9 @@ pub fn redis_url() -> String {
 pub fn smtp_sink() -> (String, u16, std::path::PathBuf) {
     (
         require_env("VIZORA_TEST_SMTP_HOST"),
-        require_env("VIZORA_TEST_SMTP_PORT").parse().expect("VIZORA_TEST_SMTP_PORT is a port"),
+        require_env("VIZORA_TEST_SMTP_PORT")
+            .parse()
+            .expect("VIZORA_TEST_SMTP_PORT is a port"),
         require_env("VIZORA_TEST_SMTP_DIR").into(),
     )
 }
@@ -35,7 +37,9 @@ pub fn smtp_sink() -> (String, u16, std::path::PathBuf) {
 pub fn smtp_auth_sink() -> (String, u16, std::path::PathBuf) {
     (
         require_env("VIZORA_TEST_SMTP_HOST"),
-        require_env("VIZORA_TEST_SMTP_AUTH_PORT").parse().expect("VIZORA_TEST_SMTP_AUTH_PORT is a port"),
+        require_env("VIZORA_TEST_SMTP_AUTH_PORT")
+            .parse()
+            .expect("VIZORA_TEST_SMTP_AUTH_PORT is a port"),
         require_env("VIZORA_TEST_SMTP_AUTH_DIR").into(),
     )
 }
