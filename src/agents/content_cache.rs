@@ -24,15 +24,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// File name of the cache in the state dir (agents.md 4.1).
 pub const CACHE_FILE_NAME: &str = "ops-content-cache.json";
 /// Format version written and accepted.
 pub const CACHE_VERSION: u64 = 1;
-
-static QUARANTINE_N: AtomicU64 = AtomicU64::new(1);
 
 /// The last thumbnail probe of an item (agents.md 6.2.3): the probed URL, whether it answered as required, and when
 /// (ISO timestamp). Reused while the URL is unchanged and `checkedAt` is younger than `OPS_THUMBNAIL_RECHECK_HOURS`.
@@ -348,9 +345,8 @@ impl CacheFile {
                 self.path.display()
             )),
             Err(reason) => {
-                let q = self.quarantine_path();
-                match std::fs::rename(&self.path, &q) {
-                    Ok(()) => out.errors.push(format!(
+                match crate::state::lock::quarantine(&self.path) {
+                    Ok(q) => out.errors.push(format!(
                         "content cache {} is corrupt ({reason}); quarantined as {} and rebuilding",
                         self.path.display(),
                         q.display()
@@ -364,21 +360,6 @@ impl CacheFile {
         }
         drop(guard);
         out
-    }
-
-    fn quarantine_path(&self) -> PathBuf {
-        loop {
-            let mut q = self.path.as_os_str().to_owned();
-            q.push(format!(
-                ".corrupt-{}-{}",
-                std::process::id(),
-                QUARANTINE_N.fetch_add(1, Ordering::SeqCst)
-            ));
-            let q = PathBuf::from(q);
-            if !q.exists() {
-                return q;
-            }
-        }
     }
 
     /// Writes the cache atomically (temp file, fsync, rename; mode 0644) under its own lock.

@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// File name of the outbox in the state dir (agents.md 4.1).
@@ -35,8 +34,6 @@ pub const CH_EMAIL: &str = "email";
 pub const CH_DASHBOARD: &str = "dashboard";
 /// `channels` key of the push to our own ops server (7.4).
 pub const CH_OPS_SERVER: &str = "opsServer";
-
-static QUARANTINE_N: AtomicU64 = AtomicU64::new(1);
 
 /// A queued message's channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -460,15 +457,8 @@ impl Outbox {
         match parse_outbox(&bytes) {
             Ok(f) => Ok(f),
             Err(reason) => {
-                let mut q = self.path.as_os_str().to_owned();
-                q.push(format!(
-                    ".corrupt-{}-{}",
-                    std::process::id(),
-                    QUARANTINE_N.fetch_add(1, Ordering::SeqCst)
-                ));
-                let q = PathBuf::from(q);
-                match std::fs::rename(&self.path, &q) {
-                    Ok(()) => crate::logging::error(
+                match crate::state::lock::quarantine(&self.path) {
+                    Ok(q) => crate::logging::error(
                         "alerting",
                         format!(
                             "outbox {} is corrupt ({reason}); quarantined as {} and rebuilt empty",

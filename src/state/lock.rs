@@ -17,6 +17,26 @@ pub const STALE_AFTER_MS: u64 = 30_000;
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+static QUARANTINE_N: AtomicU64 = AtomicU64::new(1);
+
+/// Moves a corrupt data file aside as `<file>.corrupt-<pid>-<n>` (`n` per process from 1, skipping names that
+/// exist; agents.md 4.4) and returns the new path. The quarantined bytes are never modified or deleted.
+pub fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
+    loop {
+        let mut q = path.as_os_str().to_owned();
+        q.push(format!(
+            ".corrupt-{}-{}",
+            std::process::id(),
+            QUARANTINE_N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let q = PathBuf::from(q);
+        if q.exists() {
+            continue;
+        }
+        fs::rename(path, &q)?;
+        return Ok(q);
+    }
+}
 
 /// Lock failures.
 #[derive(Debug, thiserror::Error)]

@@ -17,11 +17,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use lock::{FileLock, LockError, atomic_write, lock_path_for};
-
-static QUARANTINE_N: AtomicU64 = AtomicU64::new(1);
+pub use lock::{FileLock, LockError, atomic_write, lock_path_for, quarantine};
 
 /// State store failures (each makes the run exit 2 without writing, agents.md 1.4).
 #[derive(Debug, thiserror::Error)]
@@ -164,15 +161,8 @@ impl StateStore {
         match parse_state(&bytes, now) {
             Ok(s) => Ok(s),
             Err(reason) => {
-                let mut q = self.path.as_os_str().to_owned();
-                q.push(format!(
-                    ".corrupt-{}-{}",
-                    std::process::id(),
-                    QUARANTINE_N.fetch_add(1, Ordering::SeqCst)
-                ));
-                let q = PathBuf::from(q);
-                match std::fs::rename(&self.path, &q) {
-                    Ok(()) => crate::logging::error(
+                match lock::quarantine(&self.path) {
+                    Ok(q) => crate::logging::error(
                         "ops-state",
                         format!(
                             "state file {} is corrupt ({reason}); quarantined as {} and continuing from an empty state",
