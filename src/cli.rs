@@ -114,10 +114,34 @@ pub fn status_lines(state: &OpsState, now: DateTime<Utc>) -> Vec<String> {
     out
 }
 
-/// Prints `status` for the configured state file; `json` prints the state JSON plus `computedStatus`.
-pub fn print_status(cfg: &Config, json: bool) {
+/// Prints `status` for the configured state file; `json` prints the state JSON plus `computedStatus`. Returns the exit
+/// code: 0, or 2 when the state file is unreadable or corrupt (then the report says so instead of showing an empty,
+/// HEALTHY state; `--json` prints `{"computedStatus":"UNKNOWN","error":…}`).
+pub fn print_status(cfg: &Config, json: bool) -> u8 {
     let now = Utc::now();
-    let state = StateStore::from_config(cfg).snapshot(now);
+    let state = match StateStore::from_config(cfg).try_snapshot(now) {
+        Ok(s) => s,
+        Err(e) => {
+            let e = crate::redact::redact_str(&e);
+            if json {
+                let v = serde_json::json!({"computedStatus": "UNKNOWN", "error": e});
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                println!("State file: {}", cfg.state_file.display());
+                println!("System status: UNKNOWN — {e}");
+                if e.contains(" is corrupt (") {
+                    println!(
+                        "  the next agent run quarantines it (<state>.corrupt-<pid>-<n>, bytes kept) and starts afresh"
+                    );
+                } else {
+                    println!(
+                        "  agent runs exit 2 without writing until the file is readable again"
+                    );
+                }
+            }
+            return 2;
+        }
+    };
     if json {
         let mut v = state.to_value();
         if let Value::Object(m) = &mut v {
@@ -133,6 +157,7 @@ pub fn print_status(cfg: &Config, json: bool) {
             println!("{l}");
         }
     }
+    0
 }
 
 /// Deployment files for `pm2`, `systemd` or `k8s` (design/README.md §6): one-shot runs on the staggered schedules of

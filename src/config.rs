@@ -201,9 +201,23 @@ pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
 pub fn parse_toml_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+    // The parser's own message quotes the offending line, which may hold a password: report only where and why.
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|sp| {
+                let before = &text[..sp.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(" at line {line}, column {col}")
+            })
+            .unwrap_or_default();
+        ConfigError(format!(
+            "config file {}: invalid TOML{at}: {}",
+            path.display(),
+            e.message().trim()
+        ))
+    })?;
     let mut out = HashMap::new();
     for (k, v) in table {
         let s = match v {
@@ -220,9 +234,12 @@ pub fn parse_toml_file(path: &Path) -> Result<HashMap<String, String>, ConfigErr
                 .collect::<Vec<_>>()
                 .join(","),
             other => {
+                // Name the kind only: the value itself may be a secret.
                 return Err(ConfigError(format!(
-                    "config file {}: key {k} has an unsupported value {other}",
-                    path.display()
+                    "config file {}: key {k} has an unsupported value (a {}; expected a string, number, boolean or \
+                     array)",
+                    path.display(),
+                    other.type_str()
                 )));
             }
         };
@@ -516,6 +533,21 @@ impl Config {
             .get("OPS_AUDIT_FILE")
             .map(PathBuf::from)
             .unwrap_or_else(|| state_dir.join("ops-audit.jsonl"));
+        // A directory here would only fail at the state write, after the run's mutations (agents.md 1.3: invalid
+        // configuration stops before any I/O).
+        for key in ["OPS_STATE_FILE", "OPS_AUDIT_FILE"] {
+            if let Some(v) = src.get(key) {
+                let p = Path::new(&v);
+                if v.ends_with('/')
+                    || p.file_name().is_none()
+                    || p.file_name().is_some_and(|n| n == "." || n == "..")
+                {
+                    return Err(ConfigError(format!(
+                        "{key}: must name a file, not a directory (got {v:?})"
+                    )));
+                }
+            }
+        }
         match src.get("OPS_STATE_BACKEND").as_deref() {
             None | Some("file") => {}
             Some("redis") => {

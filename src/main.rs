@@ -108,16 +108,26 @@ async fn main() -> ExitCode {
             if json {
                 vizora_ops::logging::log_to_stderr(true);
             }
+            // `--json` promises exactly one JSON object on stdout, also when the run cannot start (agents.md 1.5).
+            let early_exit = |msg: String| {
+                eprintln!("{msg}");
+                if json {
+                    let v = serde_json::json!({
+                        "agent": agent,
+                        "exitCode": 2,
+                        "error": vizora_ops::redact::redact_str(&msg),
+                    });
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                }
+                ExitCode::from(2)
+            };
             let agent = match AgentName::parse(&agent) {
                 Ok(a) => a,
-                Err(e) => {
-                    eprintln!("configuration error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return early_exit(format!("configuration error: {e}")),
             };
-            let cfg = match load_config(cli.config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
+            let cfg = match Config::load(cli.config.as_deref()) {
+                Ok(c) => Arc::new(c),
+                Err(e) => return early_exit(e.to_string()),
             };
             let report =
                 runner::run_agent(cfg, agent, RunOptions { dry_run }, Wiring::default()).await;
@@ -134,12 +144,15 @@ async fn main() -> ExitCode {
             ExitCode::from(report.exit_code as u8)
         }
         Cmd::Status { json } => {
+            if json {
+                // stdout carries the JSON document only.
+                vizora_ops::logging::log_to_stderr(true);
+            }
             let cfg = match load_config(cli.config.as_deref()) {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            vizora_ops::cli::print_status(&cfg, json);
-            ExitCode::SUCCESS
+            ExitCode::from(vizora_ops::cli::print_status(&cfg, json))
         }
         Cmd::Sandbox {
             fixture,

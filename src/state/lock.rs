@@ -120,10 +120,11 @@ impl FileLock {
                         if age.as_millis() as u64 > STALE_AFTER_MS {
                             let tok = read_token(lock_path);
                             if mtime(lock_path) == Some(m) && read_token(lock_path) == tok {
+                                // The token is foreign text: quoted so it can neither split nor forge a log line.
                                 crate::logging::warn(
                                     "ops-state",
                                     format!(
-                                        "reclaiming stale lock {} ({} ms old, token {})",
+                                        "reclaiming stale lock {} ({} ms old, token {:?})",
                                         lock_path.display(),
                                         age.as_millis(),
                                         tok.unwrap_or_default()
@@ -178,7 +179,7 @@ impl FileLock {
             Some(other) => crate::logging::warn(
                 "ops-state",
                 format!(
-                    "lock {} was reclaimed by another process (token {other}); leaving it",
+                    "lock {} was reclaimed by another process (token {other:?}); leaving it",
                     self.path.display()
                 ),
             ),

@@ -98,31 +98,26 @@ impl StateStore {
     /// Lock-free snapshot (agents.md 4.3): missing → empty; unreadable or corrupt → empty with an ERROR line; never
     /// quarantines or writes.
     pub fn snapshot(&self, now: DateTime<Utc>) -> OpsState {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => match parse_state(&bytes, now) {
-                Ok(s) => s,
-                Err(e) => {
-                    crate::logging::error(
-                        "ops-state",
-                        format!(
-                            "state file {} is corrupt ({e}); using an empty snapshot",
-                            self.path.display()
-                        ),
-                    );
-                    OpsState::empty(now)
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => OpsState::empty(now),
+        match self.try_snapshot(now) {
+            Ok(s) => s,
             Err(e) => {
-                crate::logging::error(
-                    "ops-state",
-                    format!(
-                        "cannot read state file {}: {e}; using an empty snapshot",
-                        self.path.display()
-                    ),
-                );
+                crate::logging::error("ops-state", format!("{e}; using an empty snapshot"));
                 OpsState::empty(now)
             }
+        }
+    }
+
+    /// Lock-free read that reports problems instead of hiding them (for `status`): missing → empty state; unreadable
+    /// or corrupt → `Err` with a message naming the file and the reason. Logs, moves and writes nothing.
+    pub fn try_snapshot(&self, now: DateTime<Utc>) -> Result<OpsState, String> {
+        match read_regular(&self.path) {
+            Ok(bytes) => parse_state(&bytes, now)
+                .map_err(|e| format!("state file {} is corrupt ({e})", self.path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(OpsState::empty(now)),
+            Err(e) => Err(format!(
+                "cannot read state file {}: {e}",
+                self.path.display()
+            )),
         }
     }
 
@@ -148,7 +143,7 @@ impl StateStore {
     }
 
     fn read_locked(&self, now: DateTime<Utc>) -> Result<OpsState, StateError> {
-        let bytes = match std::fs::read(&self.path) {
+        let bytes = match read_regular(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OpsState::empty(now)),
             Err(e) => {
@@ -194,6 +189,19 @@ impl StateStore {
             source: e,
         })
     }
+}
+
+/// Reads a file that must be a regular file (symlinks followed). A FIFO, socket or device in its place is an error
+/// instead of a read that could block the run forever; a directory fails as usual (`EISDIR`).
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)?;
+    let ft = meta.file_type();
+    if !ft.is_file() && !ft.is_dir() {
+        return Err(std::io::Error::other(
+            "not a regular file (FIFO, socket or device)",
+        ));
+    }
+    std::fs::read(path)
 }
 
 /// Parses state bytes; errors describe why the file is corrupt.

@@ -48,6 +48,10 @@ fn one() -> u32 {
     1
 }
 
+/// The longest block a 429 can impose (1 h, the budget's longest window): a bogus `Retry-After` (or a corrupt
+/// `blockedUntil` in the shared file) must not stop every agent on the host for years.
+pub const MAX_BLOCK_MS: i64 = 3_600_000;
+
 impl Windows {
     fn prune(&mut self, now: i64) {
         while self.requests.front().is_some_and(|&t| t <= now - 3_600_000) {
@@ -60,7 +64,7 @@ impl Windows {
 
     /// Milliseconds to wait before one more admission of `kind` fits every window; 0 = now.
     fn wait_ms(&self, now: i64, l: &Limits, kind: Admission) -> i64 {
-        let mut wait = (self.blocked_until - now).max(0);
+        let mut wait = (self.blocked_until - now).clamp(0, MAX_BLOCK_MS);
         let mut check = |q: &VecDeque<i64>, limit: u32, window: i64| {
             let in_window = q.iter().rev().take_while(|&&t| t > now - window).count();
             if in_window >= limit as usize {
@@ -88,7 +92,9 @@ impl Windows {
 
 enum Backend {
     Memory(Mutex<Windows>),
-    File(PathBuf),
+    /// The shared file, plus this process's last view of it: used when the file is missing, unreadable or corrupt,
+    /// so a broken file never lifts the limits (agents.md 5.5: never bypass).
+    File(PathBuf, Mutex<Windows>),
 }
 
 /// The budget shared by all API users of this process (and, with the file backend, of the host).
@@ -114,7 +120,7 @@ impl RateBudget {
     pub fn file(limits: Limits, path: PathBuf) -> RateBudget {
         RateBudget {
             limits,
-            backend: Backend::File(path),
+            backend: Backend::File(path, Mutex::new(Windows::default())),
         }
     }
 
@@ -123,15 +129,35 @@ impl RateBudget {
     fn with_windows<R>(&self, f: impl FnOnce(&mut Windows) -> R) -> R {
         match &self.backend {
             Backend::Memory(m) => f(&mut m.lock().expect("budget lock")),
-            Backend::File(p) => loop {
+            Backend::File(p, local) => loop {
                 match FileLock::acquire(&lock_path_for(p), Duration::from_secs(2)) {
                     Ok(_g) => {
-                        let mut w: Windows = std::fs::read(p)
-                            .ok()
-                            .and_then(|b| serde_json::from_slice(&b).ok())
-                            .unwrap_or_default();
+                        let mut local = local.lock().expect("budget lock");
+                        let mut w: Windows = match std::fs::read(p) {
+                            Ok(b) => match serde_json::from_slice::<Windows>(&b) {
+                                Ok(w) => w,
+                                Err(e) => {
+                                    crate::logging::warn(
+                                        "api-client",
+                                        format!(
+                                            "rate budget {} is unparseable ({e}); rewriting it from this process's \
+                                             record",
+                                            p.display()
+                                        ),
+                                    );
+                                    std::mem::take(&mut *local)
+                                }
+                            },
+                            Err(_) => std::mem::take(&mut *local),
+                        };
                         w.version = 1;
                         let r = f(&mut w);
+                        *local = Windows {
+                            version: 1,
+                            requests: w.requests.clone(),
+                            logins: w.logins.clone(),
+                            blocked_until: w.blocked_until,
+                        };
                         if let Ok(b) = serde_json::to_vec(&w)
                             && let Err(e) = atomic_write(p, &b, 0o644)
                         {
@@ -181,7 +207,18 @@ impl RateBudget {
 
     /// Blocks every user of the budget until `now + retry_after` (after a 429).
     pub fn block_for(&self, retry_after: Duration) {
-        let until = now_ms() + retry_after.as_millis() as i64;
+        let ms = retry_after.as_millis().min(MAX_BLOCK_MS as u128) as i64;
+        if retry_after.as_millis() > MAX_BLOCK_MS as u128 {
+            crate::logging::warn(
+                "api-client",
+                format!(
+                    "Retry-After of {} s capped at {} s",
+                    retry_after.as_secs(),
+                    MAX_BLOCK_MS / 1000
+                ),
+            );
+        }
+        let until = now_ms() + ms;
         self.with_windows(|w| w.blocked_until = w.blocked_until.max(until));
     }
 }
@@ -213,6 +250,18 @@ mod tests {
         }
         assert!(w.wait_ms(1_002_010, &l, Admission::Login) > 0);
         assert_eq!(w.wait_ms(1_003_100, &l, Admission::Request), 0);
+    }
+
+    #[test]
+    fn a_stored_block_far_in_the_future_waits_at_most_an_hour() {
+        let w = Windows {
+            blocked_until: 99_999_999_999_999,
+            ..Default::default()
+        };
+        assert_eq!(
+            w.wait_ms(1_000_000, &limits(), Admission::Request),
+            MAX_BLOCK_MS
+        );
     }
 
     #[tokio::test]

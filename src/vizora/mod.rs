@@ -299,6 +299,9 @@ pub struct Client {
     session: Mutex<Option<Session>>,
     /// Held across "no session → log in" so concurrent walks log in once (agents.md 5.2).
     login_lock: Mutex<()>,
+    /// The first failed login of this run: later callers get the same error without a request (agents.md 5.2: a
+    /// failed login ends the run at once; repeated bad logins lock the account).
+    login_failure: StdMutex<Option<String>>,
     relogged: StdMutex<bool>,
     org_id: StdMutex<Option<String>>,
     drift: StdMutex<HashSet<String>>,
@@ -411,6 +414,7 @@ impl Client {
             audit,
             session: Mutex::new(None),
             login_lock: Mutex::new(()),
+            login_failure: StdMutex::new(None),
             relogged: StdMutex::new(false),
             org_id: StdMutex::new(None),
             drift: StdMutex::new(HashSet::new()),
@@ -558,11 +562,29 @@ impl Client {
         }
     }
 
-    /// Logs in (agents.md 5.2). Retried only after a 429.
+    /// Logs in (agents.md 5.2). Retried only after a 429. A login that failed once in this client fails again at once
+    /// with the same message and sends nothing, so concurrent list walks of one run never repeat a bad login.
     pub async fn login(&self) -> Result<(), ApiError> {
         let (Some(email), Some(password)) = (&self.opts.email, &self.opts.password) else {
             return Err(ApiError::NoCredentials);
         };
+        if let Some(first) = self.login_failure.lock().expect("login failure").clone() {
+            return Err(ApiError::LoginFailed(format!(
+                "{first} (not retried in this run)"
+            )));
+        }
+        let r = self.login_attempt(email, password).await;
+        if let Err(e) = &r {
+            let msg = match e {
+                ApiError::LoginFailed(m) => m.clone(),
+                other => other.to_string(),
+            };
+            *self.login_failure.lock().expect("login failure") = Some(msg);
+        }
+        r
+    }
+
+    async fn login_attempt(&self, email: &str, password: &str) -> Result<(), ApiError> {
         let path = "/api/v1/auth/login";
         let body = json!({"email": email, "password": password});
         let mut tries = 0;
@@ -864,6 +886,7 @@ impl Client {
         let mut seen: HashSet<String> = HashSet::new();
         let mut totals: HashSet<u64> = HashSet::new();
         let mut has_total = true;
+        let mut without_id: usize = 0;
         let mut page: u64 = 1;
         let sep = if path.contains('?') { '&' } else { '?' };
         loop {
@@ -924,18 +947,23 @@ impl Client {
             }
             let n = arr.len();
             for item in arr {
-                let id = item.get("id").map(|i| {
-                    i.as_str()
-                        .map(String::from)
-                        .unwrap_or_else(|| i.to_string())
-                });
+                // Only a non-empty string or a number is an id; an item without one (or `null`, `""`, an object…)
+                // is kept but can never prove completeness (agents.md 5.4 step 4, 9 #18).
+                let id = match item.get("id") {
+                    Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                };
                 match id {
                     Some(id) => {
                         if seen.insert(id) {
                             out.items.push(item);
                         }
                     }
-                    None => out.items.push(item),
+                    None => {
+                        without_id += 1;
+                        out.items.push(item);
+                    }
                 }
             }
             if out.items.len() >= self.opts.max_list_items {
@@ -951,7 +979,11 @@ impl Client {
             }
             page += 1;
         }
-        if !has_total {
+        if without_id > 0 {
+            out.reason = Some(format!(
+                "{without_id} item(s) without an id; completeness cannot be proven"
+            ));
+        } else if !has_total {
             out.reason = Some("the list reports no total; completeness cannot be proven".into());
         } else if totals.len() > 1 {
             out.reason = Some(format!("pages reported different totals ({totals:?})"));
