@@ -302,6 +302,39 @@ async fn a_budget_file_that_cannot_be_written_still_limits_this_process() {
     );
 }
 
+#[test]
+fn a_fifo_in_place_of_the_budget_file_does_not_hang_the_admission() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("ops-ratelimit.json");
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    // A thread of its own: a blocked read cannot be cancelled, so the test fails instead of hanging.
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let b = RateBudget::file(
+            Limits {
+                per_second: 10,
+                per_minute: 100,
+                per_hour: 1000,
+                logins_per_minute: 5,
+            },
+            p,
+        );
+        let r = rt.block_on(b.acquire(Admission::Request, Instant::now() + Duration::from_secs(5)));
+        let _ = tx.send(r.is_ok());
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Ok(true),
+        "admission blocked on the FIFO"
+    );
+}
+
 #[tokio::test]
 async fn toml_errors_name_the_place_but_never_echo_the_value() {
     let d = tempfile::tempdir().unwrap();

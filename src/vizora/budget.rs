@@ -133,7 +133,14 @@ impl RateBudget {
                 match FileLock::acquire(&lock_path_for(p), Duration::from_secs(2)) {
                     Ok(_g) => {
                         let mut local = local.lock().expect("budget lock");
-                        let mut w: Windows = match std::fs::read(p) {
+                        // Only a regular file is read: a FIFO in its place would block the run forever.
+                        let bytes = match std::fs::metadata(p) {
+                            Ok(m) if !m.is_file() => {
+                                Err(std::io::Error::other("not a regular file"))
+                            }
+                            _ => std::fs::read(p),
+                        };
+                        let mut w: Windows = match bytes {
                             Ok(b) => match serde_json::from_slice::<Windows>(&b) {
                                 Ok(w) => w,
                                 Err(e) => {
