@@ -172,6 +172,9 @@ pub async fn run_agent(
         ),
     );
     let store = StateStore::from_config(&cfg);
+    if let Err(e) = store.check_readable() {
+        return fatal_report(agent, &run_id, started, e.to_string());
+    }
     let snapshot = store.snapshot(started);
     let audit = AuditLog::new(cfg.audit_file.clone());
     let deadline = Instant::now() + cfg.deadline(agent);
@@ -264,6 +267,7 @@ pub async fn run_agent(
 
     // 4. Detect, remediate, verify.
     let mut outcome = dispatch(agent, &ctx).await;
+    let audit_broken_write = audit_broken.is_some();
     if let Some(reason) = audit_broken {
         for i in outcome.incidents.iter_mut() {
             if i.is_active() && i.error.is_none() {
@@ -317,17 +321,9 @@ pub async fn run_agent(
     let mut wrote_state = false;
     let mut exit_code = exit_code;
     let mut fatal = outcome.fatal.clone();
-    let write = if outcome.fatal.is_some()
-        && outcome.write == WriteMode::Full
-        && fatal
-            .as_deref()
-            .is_some_and(|f| f.contains("audit log not writable"))
-    {
-        WriteMode::Full
-    } else {
-        outcome.write
-    };
-    if !effective_dry_run && write != WriteMode::None {
+    let write = outcome.write;
+    // A broken audit log made the run change nothing; its findings are still recorded (agents.md 4.8).
+    if (!effective_dry_run || audit_broken_write) && write != WriteMode::None {
         let record = RunRecord {
             result: result.clone(),
             covered_types: outcome.covered_types.clone(),

@@ -560,3 +560,72 @@ async fn a_stale_lock_token_cannot_forge_a_log_line() {
     assert!(!lock.exists(), "reclaimed and released");
     assert!(state_file(d.path()).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_audit_log_changes_nothing_but_records_the_findings() {
+    let sb = sandbox().await;
+    let d = tempfile::tempdir().unwrap();
+    // A directory where the audit log should be: it cannot be opened for append.
+    std::fs::create_dir_all(d.path().join("logs").join("ops-audit.jsonl")).unwrap();
+    let vars = [
+        ("VALIDATOR_BASE_URL", sb.api_url.as_str()),
+        ("OPS_EMAIL", "ops@example.test"),
+        ("OPS_PASSWORD", "ops-demo-password"),
+    ];
+    let o = run(
+        d.path(),
+        &vars,
+        &["run", "schedule-doctor", "--json"],
+        Duration::from_secs(60),
+    )
+    .await;
+    let v = one_json_object(&o);
+    assert_eq!(v["exitCode"], 2, "{}", stderr(&o));
+    let writes: Vec<_> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET" && !r.path.starts_with("/api/v1/auth/"))
+        .collect();
+    assert!(writes.is_empty(), "nothing changed: {writes:?}");
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(state_file(d.path())).unwrap()).unwrap();
+    let open: Vec<&Value> = state["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["agent"] == "schedule-doctor" && i["status"] == "open")
+        .collect();
+    assert!(!open.is_empty(), "the findings are recorded: {state}");
+    assert!(open.iter().any(|i| i["error"] == "audit log not writable"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_state_stops_the_run_before_anything_is_done() {
+    let sb = sandbox().await;
+    let d = tempfile::tempdir().unwrap();
+    // A directory where the state file should be: existing but unreadable as a file.
+    std::fs::create_dir_all(state_file(d.path())).unwrap();
+    let vars = [
+        ("VALIDATOR_BASE_URL", sb.api_url.as_str()),
+        ("OPS_EMAIL", "ops@example.test"),
+        ("OPS_PASSWORD", "ops-demo-password"),
+    ];
+    let o = run(
+        d.path(),
+        &vars,
+        &["run", "content-lifecycle", "--json"],
+        Duration::from_secs(60),
+    )
+    .await;
+    let v = one_json_object(&o);
+    assert_eq!(v["exitCode"], 2);
+    assert!(
+        v["error"].as_str().unwrap_or("").contains("ops-state.json"),
+        "{v}"
+    );
+    assert!(
+        sb.requests().is_empty(),
+        "no API request was made: {:?}",
+        sb.requests()
+    );
+}

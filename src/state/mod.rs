@@ -95,6 +95,29 @@ impl StateStore {
         &self.path
     }
 
+    /// Checks that an existing state file can be read (a missing one is fine; a corrupt one is quarantined later, at
+    /// the locked write). Runs call this first: an unreadable state would hide the priors (backoff, cooldowns), so
+    /// the run stops with exit 2 before doing anything (agents.md 4.4).
+    pub fn check_readable(&self) -> Result<(), StateError> {
+        match std::fs::metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StateError::Read {
+                path: self.path.display().to_string(),
+                source: e,
+            }),
+            Ok(m) if !m.is_file() => Err(StateError::Read {
+                path: self.path.display().to_string(),
+                source: std::io::Error::other("not a regular file"),
+            }),
+            Ok(_) => std::fs::File::open(&self.path)
+                .map(|_| ())
+                .map_err(|e| StateError::Read {
+                    path: self.path.display().to_string(),
+                    source: e,
+                }),
+        }
+    }
+
     /// Lock-free snapshot (agents.md 4.3): missing → empty; unreadable or corrupt → empty with an ERROR line; never
     /// quarantines or writes.
     pub fn snapshot(&self, now: DateTime<Utc>) -> OpsState {
@@ -155,26 +178,26 @@ impl StateStore {
         };
         match parse_state(&bytes, now) {
             Ok(s) => Ok(s),
-            Err(reason) => {
-                match lock::quarantine(&self.path) {
-                    Ok(q) => crate::logging::error(
+            Err(reason) => match lock::quarantine(&self.path) {
+                Ok(q) => {
+                    crate::logging::error(
                         "ops-state",
                         format!(
                             "state file {} is corrupt ({reason}); quarantined as {} and continuing from an empty state",
                             self.path.display(),
                             q.display()
                         ),
-                    ),
-                    Err(e) => crate::logging::error(
-                        "ops-state",
-                        format!(
-                            "state file {} is corrupt ({reason}); quarantine failed ({e}); continuing from an empty state",
-                            self.path.display()
-                        ),
-                    ),
+                    );
+                    Ok(OpsState::empty(now))
                 }
-                Ok(OpsState::empty(now))
-            }
+                // Never overwrite a corrupt file that could not be moved aside (agents.md 9.5).
+                Err(e) => Err(StateError::Read {
+                    path: self.path.display().to_string(),
+                    source: std::io::Error::other(format!(
+                        "the file is corrupt ({reason}) and could not be quarantined ({e}); nothing written"
+                    )),
+                }),
+            },
         }
     }
 
