@@ -86,6 +86,12 @@ pub fn status_lines(state: &OpsState, now: DateTime<Utc>) -> Vec<String> {
         .filter(|r| parse_ts(&r.timestamp).is_some_and(|t| t >= cutoff))
         .collect();
     out.push(format!("Remediations in the last 24 h ({}):", recent.len()));
+    if recent.len() > 20 {
+        out.push(format!(
+            "  (newest 20 shown; …and {} more in the state file and the audit log)",
+            recent.len() - 20
+        ));
+    }
     for r in recent.iter().rev().take(20) {
         out.push(format!(
             "  {} {:<17} {} — {}{}",
@@ -153,6 +159,13 @@ pub fn print_status(cfg: &Config, json: bool) -> u8 {
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         println!("State file: {}", cfg.state_file.display());
+        if !cfg.state_file.exists() {
+            println!(
+                "No state file yet: no agent has run with this configuration (set OPS_LOG_DIR or OPS_STATE_FILE to \
+                 the directory the agents use)."
+            );
+            return 0;
+        }
         for l in status_lines(&state, now) {
             println!("{l}");
         }
@@ -167,11 +180,11 @@ pub fn deploy_files(target: &str) -> Result<String, String> {
     match target {
         "pm2" => {
             let mut s = String::from(
-                "// ecosystem.ops.config.js — vizora-ops one-shot agents under PM2 cron\nmodule.exports = {\n  apps: [\n",
+                "// Save as ecosystem.ops.config.js (the name must end in .config.js), then: pm2 start ecosystem.ops.config.js && pm2 save\n// One-shot vizora-ops agents under PM2 cron; .env is read from cwd (OPS_ROOT_DIR).\nmodule.exports = {\n  apps: [\n",
             );
             for a in AgentName::ALL {
                 s.push_str(&format!(
-                    "    {{\n      name: 'ops-{n}',\n      script: '{bin}',\n      args: ['run', '{n}'],\n      interpreter: 'none',\n      autorestart: false,\n      cron_restart: '{c}',\n      out_file: 'logs/ops-{n}.log',\n      error_file: 'logs/ops-{n}.log',\n      merge_logs: true,\n    }},\n",
+                    "    {{\n      name: 'ops-{n}',\n      script: '{bin}',\n      args: ['run', '{n}'],\n      cwd: '/opt/vizora',\n      interpreter: 'none',\n      autorestart: false,\n      cron_restart: '{c}',\n      out_file: 'logs/ops-{n}.log',\n      error_file: 'logs/ops-{n}.log',\n      merge_logs: true,\n    }},\n",
                     n = a.as_str(),
                     c = a.default_cron()
                 ));
@@ -195,10 +208,18 @@ pub fn deploy_files(target: &str) -> Result<String, String> {
             Ok(s)
         }
         "k8s" => {
-            let mut s = String::new();
+            // Until the Redis state backend exists, the agents share the state, audit, outbox and rate-budget files
+            // through one volume mounted by every job.
+            let mut s = String::from(
+                "# vizora-ops one-shot agents as CronJobs. Build an image with the vizora-ops binary at /usr/local/bin.\n\
+                 # The agents share ops-state.json, the audit log, the outbox and the host-wide rate budget through the\n\
+                 # volume below (ReadWriteMany, or schedule every job on one node with ReadWriteOnce).\n\
+                 ---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: vizora-ops-state\nspec:\n  \
+                 accessModes: [ReadWriteMany]\n  resources:\n    requests:\n      storage: 1Gi\n",
+            );
             for a in AgentName::ALL {
                 s.push_str(&format!(
-                    "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: vizora-ops-{n}\nspec:\n  schedule: \"{c}\"\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      backoffLimit: 0\n      activeDeadlineSeconds: {d}\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n            - name: vizora-ops\n              image: vizora-ops:latest\n              args: [\"run\", \"{n}\"]\n              envFrom:\n                - secretRef:\n                    name: vizora-ops-env\n",
+                    "---\napiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: vizora-ops-{n}\nspec:\n  schedule: \"{c}\"\n  concurrencyPolicy: Forbid\n  jobTemplate:\n    spec:\n      backoffLimit: 0\n      activeDeadlineSeconds: {d}\n      template:\n        spec:\n          restartPolicy: Never\n          containers:\n            - name: vizora-ops\n              image: vizora-ops:latest\n              args: [\"run\", \"{n}\"]\n              env:\n                - name: OPS_LOG_DIR\n                  value: /var/lib/vizora-ops\n              envFrom:\n                - secretRef:\n                    name: vizora-ops-env\n              volumeMounts:\n                - name: state\n                  mountPath: /var/lib/vizora-ops\n          volumes:\n            - name: state\n              persistentVolumeClaim:\n                claimName: vizora-ops-state\n",
                     n = a.as_str(),
                     c = a.default_cron(),
                     d = a.default_deadline_s() + 60

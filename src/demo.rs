@@ -65,9 +65,11 @@ pub fn demo_source(dir: &Path, sb: &Sandbox) -> Source {
 
 fn summary_header(r: &RunReport, secs: f64) -> String {
     let res = &r.result;
-    let verdict = match r.exit_code {
-        0 => "clear",
-        1 => "findings remain",
+    let verdict = match (r.agent, r.exit_code) {
+        (AgentName::OpsReporter, 0) => "system HEALTHY",
+        (AgentName::OpsReporter, 1) => "system not healthy",
+        (_, 0) => "clear",
+        (_, 1) => "findings remain",
         _ => "could not run",
     };
     format!(
@@ -94,9 +96,25 @@ async fn write_requests(sb: &Sandbox) -> Vec<String> {
 /// Runs the demo in `dir` (created when missing). `second_pass` runs every agent again and shows it changes nothing;
 /// `verbose` also prints the agents' log lines. Errors: the directory cannot be created or the sandbox cannot start.
 pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir.join("logs"))
-        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir: PathBuf = std::fs::canonicalize(dir)?;
+    // Each demo starts from a fresh sandbox, so it starts from a fresh state too; an earlier run's files are moved
+    // aside (kept, never deleted).
+    let logs = dir.join("logs");
+    let mut moved_previous = None;
+    if logs.exists() {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let prev = dir.join("previous-runs").join(&stamp);
+        std::fs::create_dir_all(dir.join("previous-runs"))?;
+        std::fs::rename(&logs, &prev).with_context(|| {
+            format!(
+                "cannot move the previous demo run aside to {}",
+                prev.display()
+            )
+        })?;
+        moved_previous = Some(prev);
+    }
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let sb = Sandbox::start(
         crate::sandbox::DEMO_FIXTURE,
         SandboxOptions {
@@ -118,6 +136,12 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
         sb.api_url, sb.web_url, sb.realtime_url
     );
     println!("  working directory {}", dir.display());
+    if let Some(p) = &moved_previous {
+        println!(
+            "  the previous demo run's files were moved to {}",
+            p.display()
+        );
+    }
     // Half of the reload commands sent to offline screens make them reconnect, so the demo shows both a verified
     // reconnection and a screen that stays open.
     sb.set_reconnect_share(0.5);
@@ -203,11 +227,19 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
         println!("{l}");
     }
     match sb.ops_status() {
-        Some(v) => println!(
-            "Dashboard: the sandbox API holds the pushed ops status (systemStatus {}, {} incident(s))",
-            v["systemStatus"].as_str().unwrap_or("?"),
-            v["incidents"].as_array().map(|a| a.len()).unwrap_or(0)
-        ),
+        Some(v) => {
+            let incidents = v["incidents"].as_array().cloned().unwrap_or_default();
+            let active = incidents
+                .iter()
+                .filter(|i| i["status"] == "open" || i["status"] == "escalated")
+                .count();
+            println!(
+                "Dashboard: the sandbox API holds the pushed ops status (systemStatus {}, {} active incident(s), {} resolved kept for 24 h)",
+                v["systemStatus"].as_str().unwrap_or("?"),
+                active,
+                incidents.len() - active
+            )
+        }
         None => println!("Dashboard: no ops status was pushed to the sandbox"),
     }
     println!(
@@ -215,8 +247,11 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
         cfg.state_file.display(),
         cfg.audit_file.display()
     );
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "vizora-ops".into());
     println!(
-        "See it again: OPS_LOG_DIR={} vizora-ops status",
+        "See it again: OPS_LOG_DIR={} {exe} status",
         cfg.log_dir.display()
     );
     crate::logging::set_quiet(false);

@@ -192,6 +192,19 @@ async fn main() -> ExitCode {
                 Err(code) => return code,
             };
             println!("configuration OK");
+            if cfg.api.email.is_none() || cfg.api.password.is_none() {
+                println!(
+                    "  warning: API credentials are not set (OPS_EMAIL/OPS_PASSWORD): content-lifecycle, fleet-manager \
+                     and schedule-doctor will exit 2, ops-reporter will skip the dashboard push"
+                );
+            }
+            if cfg.alert.slack_webhook_url.is_none()
+                && (cfg.alert.smtp_host.is_none() || cfg.alert.recipients.is_empty())
+            {
+                println!(
+                    "  warning: no alert channel is configured (SLACK_WEBHOOK_URL, or SMTP_HOST with OPS_ALERT_EMAIL)"
+                );
+            }
             for (k, v) in cfg.describe() {
                 println!("  {k:<40} {v}");
             }

@@ -717,6 +717,13 @@ pub async fn run_standalone(
         "  throttling: {}",
         if throttle { "production limits" } else { "off" }
     );
+    if fixture.is_none() {
+        println!("  login:    ops@example.test / ops-demo-password (demo account, sandbox only)");
+    }
+    println!(
+        "  point an agent at it: VALIDATOR_BASE_URL={} OPS_EMAIL=<login> OPS_PASSWORD=<password> vizora-ops run schedule-doctor --dry-run",
+        sb.api_url
+    );
     println!("Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await

@@ -208,6 +208,20 @@ impl RateBudget {
             if Instant::now() + d > deadline {
                 return Err(BudgetExhausted);
             }
+            if d >= Duration::from_secs(2) {
+                crate::logging::warn(
+                    "api-client",
+                    format!(
+                        "waiting {:.0} s for the host-wide API budget ({})",
+                        d.as_secs_f64(),
+                        if kind == Admission::Login {
+                            "logins per minute"
+                        } else {
+                            "requests"
+                        }
+                    ),
+                );
+            }
             tokio::time::sleep(d).await;
         }
     }
