@@ -66,7 +66,9 @@ impl Windows {
     fn wait_ms(&self, now: i64, l: &Limits, kind: Admission) -> i64 {
         let mut wait = (self.blocked_until - now).clamp(0, MAX_BLOCK_MS);
         let mut check = |q: &VecDeque<i64>, limit: u32, window: i64| {
-            let in_window = q.iter().rev().take_while(|&&t| t > now - window).count();
+            // Admissions are appended in time order, so the window's start is found by binary search: each check
+            // stays O(log n) even with a raised hourly limit (the scale benchmark walks 400 000 requests).
+            let in_window = q.len() - q.partition_point(|&t| t <= now - window);
             if in_window >= limit as usize {
                 // The oldest entry that must leave the window for one more to fit.
                 let idx = q.len() - in_window + (in_window - limit as usize);
