@@ -67,9 +67,9 @@ pub const SLUG_PATCH_PLAYLISTS: &str = "patch-playlists";
 const CONTENT_LIST: &str = "/api/v1/content";
 const PLAYLIST_LIST: &str = "/api/v1/playlists";
 const STORAGE_PATH: &str = "/api/v1/organizations/storage";
-/// Detail reads in flight at once. One: the host-wide budget paces them anyway, and a 401 answered to several
-/// in-flight requests would count as a second rejection in the run (agents.md 5.2) instead of one re-login.
-const DETAIL_CONCURRENCY: usize = 1;
+/// Detail reads in flight at once (the host-wide budget paces them; the client re-logs in once for several
+/// in-flight requests rejected with the same 401, agents.md 5.2).
+const DETAIL_CONCURRENCY: usize = 4;
 /// Most redirects a thumbnail HEAD follows (agents.md 6.2.3).
 pub const THUMBNAIL_MAX_REDIRECTS: usize = 5;
 const MIB: f64 = 1_048_576.0;
@@ -729,8 +729,10 @@ impl<'a> Run<'a> {
             }
         };
         let scan_complete = content.complete && playlists.complete;
-        let mut content_items: Vec<Value> = content.items.clone();
-        let playlist_items = playlists.items.clone();
+        // Take the items out of the walk results (no copy of a 500 000-item list); the results keep their counts.
+        let (mut content, mut playlists) = (content, playlists);
+        let mut content_items: Vec<Value> = std::mem::take(&mut content.items);
+        let playlist_items = std::mem::take(&mut playlists.items);
         self.ctx.info(format!(
             "fetched {} content item(s) ({}), {} playlist(s) ({})",
             content_items.len(),
@@ -755,11 +757,14 @@ impl<'a> Run<'a> {
         self.out.cover(T_SCAN_TRUNCATED);
         if !scan_complete {
             let mut parts = Vec::new();
-            for (name, l) in [("content", &content), ("playlists", &playlists)] {
+            for (name, l, collected) in [
+                ("content", &content, content_items.len()),
+                ("playlists", &playlists, playlist_items.len()),
+            ] {
                 if !l.complete {
                     parts.push(format!(
                         "{name}: collected {}/{} ({})",
-                        l.items.len(),
+                        collected,
                         l.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
                         l.reason.as_deref().unwrap_or("incomplete")
                     ));
