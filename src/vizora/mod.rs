@@ -13,7 +13,7 @@ use budget::{Admission, Limits, RateBudget};
 use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
@@ -306,8 +306,6 @@ pub struct Client {
     org_id: StdMutex<Option<String>>,
     drift: StdMutex<HashSet<String>>,
     stats: StdMutex<SessionStats>,
-    /// Remediation actions recorded by mutations (drained by the runner).
-    actions: StdMutex<Vec<RemediationAction>>,
 }
 
 /// Keys kept in the state's small projections of `before`/`after` (agents.md 5.8), besides the body's keys.
@@ -419,7 +417,6 @@ impl Client {
             org_id: StdMutex::new(None),
             drift: StdMutex::new(HashSet::new()),
             stats: StdMutex::new(SessionStats::default()),
-            actions: StdMutex::new(Vec::new()),
         })
     }
 
@@ -442,11 +439,6 @@ impl Client {
     /// Session counters so far.
     pub fn stats(&self) -> SessionStats {
         self.stats.lock().expect("stats").clone()
-    }
-
-    /// Drains the remediation actions recorded by mutations.
-    pub fn take_actions(&self) -> Vec<RemediationAction> {
-        std::mem::take(&mut *self.actions.lock().expect("actions"))
     }
 
     fn remaining(&self) -> Duration {
@@ -998,10 +990,6 @@ impl Client {
         }
         Ok(out)
     }
-
-    fn record_action(&self, a: RemediationAction) {
-        self.actions.lock().expect("actions").push(a);
-    }
 }
 
 fn json_kind(v: &Value) -> &'static str {
@@ -1151,7 +1139,6 @@ impl VizoraApi for Client {
             run_id: Some(self.opts.run_id.clone()),
             extra: Map::new(),
         };
-        self.record_action(action.clone());
         MutationOutcome {
             status,
             before: Some(before),
@@ -1174,9 +1161,6 @@ impl VizoraApi for Client {
         v
     }
 }
-
-/// Per-slug mutation counters for summaries (unused routes absent).
-pub type RouteCounts = HashMap<String, u32>;
 
 #[cfg(test)]
 mod tests {
