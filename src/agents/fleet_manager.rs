@@ -2126,6 +2126,7 @@ mod tests {
             complete,
             reason: (!complete).then(|| "page 2 failed: API 500".to_string()),
             pages: 1,
+            collected: items.len(),
             items,
         }
     }

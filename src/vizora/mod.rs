@@ -170,8 +170,11 @@ pub fn error_message(body: &str) -> String {
 /// A page walk's outcome (agents.md 5.4).
 #[derive(Debug, Clone, Default)]
 pub struct ListResult {
-    /// The collected items, de-duplicated by `id`, in list order.
+    /// The collected items, de-duplicated by `id`, in list order. Empty after [`VizoraApi::walk_into`], which hands
+    /// the items to its sink instead.
     pub items: Vec<Value>,
+    /// How many unique items the walk handed over (equals `items.len()` after [`VizoraApi::walk`]).
+    pub collected: usize,
     /// True only if every page succeeded, all reported the same `meta.total` and the unique ids equal it.
     pub complete: bool,
     /// The last `meta.total` seen.
@@ -239,13 +242,43 @@ impl MutationOutcome {
     }
 }
 
+/// Receives the unique items of a page walk as each page arrives, so that an agent keeps only the small typed record
+/// it needs of each item instead of whole pages of JSON (a 500 000-item content list is about 1.5 GB as
+/// `serde_json::Value`s).
+pub trait ItemSink: Send {
+    /// One unique item (de-duplicated by `id`), in list order.
+    fn item(&mut self, item: Value);
+    /// The walk starts over (the list's total changed during the walk, agents.md 5.4): forget every item received.
+    fn restart(&mut self);
+}
+
+impl ItemSink for Vec<Value> {
+    fn item(&mut self, item: Value) {
+        self.push(item);
+    }
+    fn restart(&mut self) {
+        self.clear();
+    }
+}
+
 /// What agents need from the API (a trait, so agents run against fakes in unit tests).
 #[async_trait]
 pub trait VizoraApi: Send + Sync {
     /// `GET path`, unwrapped.
     async fn get(&self, path: &str) -> Result<Value, ApiError>;
-    /// Page walk of a list route.
+    /// Page walk of a list route, collecting the items in [`ListResult::items`].
     async fn walk(&self, path: &str) -> Result<ListResult, ApiError>;
+    /// Page walk of a list route handing each unique item to `sink` as its page arrives; the result carries the
+    /// counts and completeness, no items. The default collects through [`VizoraApi::walk`] (fakes); the real client
+    /// streams, keeping one page in memory at a time.
+    async fn walk_into(&self, path: &str, sink: &mut dyn ItemSink) -> Result<ListResult, ApiError> {
+        let mut r = self.walk(path).await?;
+        r.collected = r.items.len();
+        for item in std::mem::take(&mut r.items) {
+            sink.item(item);
+        }
+        Ok(r)
+    }
     /// Audited mutation (agents.md 5.8).
     async fn mutate(&self, req: MutationRequest) -> MutationOutcome;
     /// Idempotent non-mutation POST (dashboard push), retried per 5.6. Not audited.
@@ -873,9 +906,14 @@ impl Client {
         }
     }
 
-    async fn walk_once(&self, path: &str) -> Result<ListResult, ApiError> {
+    async fn walk_once(&self, path: &str, sink: &mut dyn ItemSink) -> Result<ListResult, ApiError> {
+        use std::hash::BuildHasher;
         let mut out = ListResult::default();
-        let mut seen: HashSet<String> = HashSet::new();
+        // Ids seen, as 64-bit hashes (8 bytes per item instead of a string): a collision makes the walk drop an item
+        // as a duplicate, so the unique count falls short of `meta.total` and the walk is incomplete, which is the
+        // safe direction (no archive or deactivation on incomplete data).
+        let hasher = std::collections::hash_map::RandomState::new();
+        let mut seen: HashSet<u64> = HashSet::new();
         let mut totals: HashSet<u64> = HashSet::new();
         let mut has_total = true;
         let mut without_id: usize = 0;
@@ -893,32 +931,38 @@ impl Client {
                 }
             };
             out.pages += 1;
-            let (arr, meta) = match &payload {
+            let (arr, meta) = match payload {
                 Value::Array(a) => {
                     has_total = false;
-                    (a.clone(), None)
+                    (a, None)
                 }
-                Value::Object(m) => match m.get("data").or_else(|| m.get("items")) {
-                    Some(Value::Array(a)) => (
-                        a.clone(),
-                        m.get("meta")
-                            .cloned()
-                            .or_else(|| m.get("total").map(|t| json!({"total": t}))),
-                    ),
-                    _ => {
-                        return Err(ApiError::UnrecognisedListShape {
-                            path: path.to_string(),
-                            detail: format!(
-                                "page {page}: object without a data/items array (keys: {})",
-                                m.keys().cloned().collect::<Vec<_>>().join(", ")
-                            ),
-                        });
+                Value::Object(mut m) => {
+                    let key = if matches!(m.get("data"), Some(Value::Array(_))) {
+                        "data"
+                    } else {
+                        "items"
+                    };
+                    match m.remove(key) {
+                        Some(Value::Array(a)) => (
+                            a,
+                            m.remove("meta")
+                                .or_else(|| m.remove("total").map(|t| json!({"total": t}))),
+                        ),
+                        _ => {
+                            return Err(ApiError::UnrecognisedListShape {
+                                path: path.to_string(),
+                                detail: format!(
+                                    "page {page}: object without a data/items array (keys: {})",
+                                    m.keys().cloned().collect::<Vec<_>>().join(", ")
+                                ),
+                            });
+                        }
                     }
-                },
+                }
                 other => {
                     return Err(ApiError::UnrecognisedListShape {
                         path: path.to_string(),
-                        detail: format!("page {page}: {} instead of a list", json_kind(other)),
+                        detail: format!("page {page}: {} instead of a list", json_kind(&other)),
                     });
                 }
             };
@@ -939,27 +983,33 @@ impl Client {
             }
             let n = arr.len();
             for item in arr {
+                if out.collected >= self.opts.max_list_items {
+                    break;
+                }
                 // Only a non-empty string or a number is an id; an item without one (or `null`, `""`, an object…)
                 // is kept but can never prove completeness (agents.md 5.4 step 4, 9 #18).
-                let id = match item.get("id") {
-                    Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-                    Some(Value::Number(n)) => Some(n.to_string()),
+                let id_hash = match item.get("id") {
+                    Some(Value::String(s)) if !s.trim().is_empty() => {
+                        Some(hasher.hash_one(s.as_str()))
+                    }
+                    Some(Value::Number(n)) => Some(hasher.hash_one(n.to_string())),
                     _ => None,
                 };
-                match id {
-                    Some(id) => {
-                        if seen.insert(id) {
-                            out.items.push(item);
+                match id_hash {
+                    Some(h) => {
+                        if seen.insert(h) {
+                            out.collected += 1;
+                            sink.item(item);
                         }
                     }
                     None => {
                         without_id += 1;
-                        out.items.push(item);
+                        out.collected += 1;
+                        sink.item(item);
                     }
                 }
             }
-            if out.items.len() >= self.opts.max_list_items {
-                out.items.truncate(self.opts.max_list_items);
+            if out.collected >= self.opts.max_list_items {
                 out.reason = Some(format!(
                     "stopped at OPS_MAX_LIST_ITEMS ({})",
                     self.opts.max_list_items
@@ -979,10 +1029,10 @@ impl Client {
             out.reason = Some("the list reports no total; completeness cannot be proven".into());
         } else if totals.len() > 1 {
             out.reason = Some(format!("pages reported different totals ({totals:?})"));
-        } else if out.total != Some(out.items.len() as u64) {
+        } else if out.total != Some(out.collected as u64) {
             out.reason = Some(format!(
                 "collected {} unique items but the API reports {}",
-                out.items.len(),
+                out.collected,
                 out.total.unwrap_or(0)
             ));
         } else {
@@ -1010,7 +1060,14 @@ impl VizoraApi for Client {
     }
 
     async fn walk(&self, path: &str) -> Result<ListResult, ApiError> {
-        let first = self.walk_once(path).await?;
+        let mut items: Vec<Value> = Vec::new();
+        let mut r = self.walk_into(path, &mut items).await?;
+        r.items = items;
+        Ok(r)
+    }
+
+    async fn walk_into(&self, path: &str, sink: &mut dyn ItemSink) -> Result<ListResult, ApiError> {
+        let first = self.walk_once(path, sink).await?;
         if first
             .reason
             .as_deref()
@@ -1020,7 +1077,8 @@ impl VizoraApi for Client {
                 "api-client",
                 format!("{path}: totals changed during the walk; walking once more"),
             );
-            return self.walk_once(path).await;
+            sink.restart();
+            return self.walk_once(path, sink).await;
         }
         Ok(first)
     }
