@@ -332,38 +332,12 @@ pub async fn run_agent(
             resolve_suffix: outcome.resolve_suffix.clone(),
             remediations: outcome.remediations.clone(),
             partial: write == WriteMode::Partial,
+            stamp_window: crate::state::StampWindow::from_config(&cfg, started),
         };
         let stamps = outcome.alert_stamps.clone();
         let hook = outcome.state_hook.take();
         let stamp_time = ts(ended);
-        let dedup_s = cfg.alert.dedup_minutes as i64 * 60;
-        let tolerance_s = cfg.window_tolerance_s;
-        let started_at = started;
         match store.update(ended, move |st| {
-            // A new episode inherits alert stamps from its resolved predecessor only while they are inside the
-            // de-duplication window (agents.md 2.5), so flapping does not re-alert but an old alert is not reused.
-            let raised: std::collections::HashSet<&str> = record
-                .result
-                .incidents
-                .iter()
-                .map(|i| i.id.as_str())
-                .collect();
-            for stored in st.incidents.iter_mut() {
-                if !stored.is_active()
-                    && raised.contains(stored.id.as_str())
-                    && stored
-                        .alerted_at
-                        .as_deref()
-                        .and_then(crate::model::parse_ts)
-                        .is_none_or(|t| {
-                            crate::clock::window_elapsed(started_at, t, dedup_s, tolerance_s)
-                        })
-                {
-                    stored.alerted_at = None;
-                    stored.alerted_severity = None;
-                    stored.alerted_status = None;
-                }
-            }
             let r = record_agent_run(st, record, ended);
             for inc in st.incidents.iter_mut() {
                 if stamps.contains(&inc.id) {

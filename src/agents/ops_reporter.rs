@@ -42,7 +42,7 @@ use crate::model::{
     AgentName, AgentResult, Incident, IncidentStatus, OpsState, RemediationAction, Severity,
     SystemStatus, compute_status, parse_ts, ts,
 };
-use crate::state::{Retention, RunRecord, record_agent_run};
+use crate::state::{Retention, RunRecord, StampWindow, record_agent_run};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
@@ -193,8 +193,14 @@ pub fn watchdog(cfg: &Config, snapshot: &OpsState, now: DateTime<Utc>) -> Watchd
 }
 
 /// The `ops-watchdog` run record (agents.md 6.5.1 step 6): its incidents, `agent-silent` covered, the ids without a
-/// verdict unexamined, `lastRun["ops-watchdog"] = timestamp`.
-pub fn watchdog_record(pass: &WatchdogPass, run_id: &str, timestamp: DateTime<Utc>) -> RunRecord {
+/// verdict unexamined, `lastRun["ops-watchdog"] = timestamp`; a new `agent-silent` episode inherits its resolved
+/// predecessor's alert stamps only inside `window` (2.5).
+pub fn watchdog_record(
+    pass: &WatchdogPass,
+    run_id: &str,
+    timestamp: DateTime<Utc>,
+    window: StampWindow,
+) -> RunRecord {
     let silent: Vec<&str> = pass
         .verdicts
         .iter()
@@ -236,6 +242,7 @@ pub fn watchdog_record(pass: &WatchdogPass, run_id: &str, timestamp: DateTime<Ut
         resolve_suffix: HashMap::new(),
         remediations: Vec::new(),
         partial: false,
+        stamp_window: window,
     }
 }
 
@@ -252,11 +259,6 @@ pub struct LockedChanges {
     pub stamp_at: DateTime<Utc>,
     /// Delivery time of this run's status alert, when one was delivered.
     pub last_alert: Option<DateTime<Utc>>,
-    /// The run's start and the de-duplication window (`OPS_ALERT_DEDUP_MINUTES` in seconds, `OPS_WINDOW_TOLERANCE_S`):
-    /// a new `agent-silent` episode inherits its resolved predecessor's stamps only inside the window (2.5).
-    pub started: DateTime<Utc>,
-    pub dedup_s: i64,
-    pub tolerance_s: i64,
 }
 
 impl LockedChanges {
@@ -264,25 +266,6 @@ impl LockedChanges {
     pub fn apply(self, st: &mut OpsState, now: DateTime<Utc>) {
         let mut wd = self.watchdog;
         wd.result.timestamp = ts(now);
-        let raised: HashSet<&str> = wd.result.incidents.iter().map(|i| i.id.as_str()).collect();
-        for stored in st
-            .incidents
-            .iter_mut()
-            .filter(|i| !i.is_active() && raised.contains(i.id.as_str()))
-        {
-            let stale = stored
-                .alerted_at
-                .as_deref()
-                .and_then(parse_ts)
-                .is_none_or(|t| {
-                    crate::clock::window_elapsed(self.started, t, self.dedup_s, self.tolerance_s)
-                });
-            if stale {
-                stored.alerted_at = None;
-                stored.alerted_severity = None;
-                stored.alerted_status = None;
-            }
-        }
         record_agent_run(st, wd, now);
         stamp_incidents(&mut st.incidents, &self.stamps, self.stamp_at);
         if let Some(t) = self.last_alert {
@@ -527,7 +510,12 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
 
     // (3) Status over the snapshot plus the watchdog's run.
     let mut view = snapshot.clone();
-    record_agent_run(&mut view, watchdog_record(&pass, &ctx.run_id, now), now);
+    let window = StampWindow::from_config(cfg, ctx.started);
+    record_agent_run(
+        &mut view,
+        watchdog_record(&pass, &ctx.run_id, now, window),
+        now,
+    );
     let status = compute_status(view.incidents.iter());
     let previous = last_reported_status(snapshot);
     let last_alert = snapshot.last_run_at(LAST_ALERT_KEY);
@@ -683,13 +671,15 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         &decision.reason,
     ));
     let changes = LockedChanges {
-        watchdog: watchdog_record(&pass, &ctx.run_id, now),
+        watchdog: watchdog_record(
+            &pass,
+            &ctx.run_id,
+            now,
+            StampWindow::from_config(cfg, ctx.started),
+        ),
         stamps: delivery.delivered_refs.clone(),
         stamp_at: now,
         last_alert: delivered_at,
-        started: now,
-        dedup_s,
-        tolerance_s: cfg.window_tolerance_s,
     };
     o.exit_override = Some(if status == SystemStatus::Healthy {
         0
@@ -740,6 +730,7 @@ fn project_written_state(
         resolve_suffix: o.resolve_suffix.clone(),
         remediations: Vec::new(),
         partial: false,
+        stamp_window: StampWindow::from_config(cfg, ctx.started),
     };
     record_agent_run(&mut st, record, now);
     changes.apply(&mut st, now);
@@ -1013,13 +1004,19 @@ mod tests {
             old.alerted_severity = Some(Severity::Warning);
             st.incidents.push(old);
             LockedChanges {
-                watchdog: watchdog_record(&pass, "run", t0()),
+                watchdog: watchdog_record(
+                    &pass,
+                    "run",
+                    t0(),
+                    StampWindow {
+                        started: t0(),
+                        dedup_s: 3600,
+                        tolerance_s: 120,
+                    },
+                ),
                 stamps: vec![],
                 stamp_at: t0(),
                 last_alert: None,
-                started: t0(),
-                dedup_s: 3600,
-                tolerance_s: 120,
             }
             .apply(&mut st, t0());
             let i = &st.incidents[0];

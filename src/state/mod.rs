@@ -250,6 +250,42 @@ pub struct RunRecord {
     pub remediations: Vec<RemediationAction>,
     /// Partial write (agents.md 1.4): no `lastRun` stamp, no sweeps.
     pub partial: bool,
+    /// The de-duplication window deciding whether a re-raised incident inherits its resolved predecessor's alert
+    /// stamps (agents.md 2.5).
+    pub stamp_window: StampWindow,
+}
+
+/// The alert de-duplication window of agents.md 2.5, as the merge applies it: a new episode of a resolved incident
+/// inherits the predecessor's `alertedAt`/`alertedSeverity`/`alertedStatus` only while that stamp is younger than
+/// `dedup_s` seconds (minus the early margin `tolerance_s`, agents.md 1.1) at `started`, so flapping does not
+/// re-alert but an old alert is not reused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StampWindow {
+    /// The run's start.
+    pub started: DateTime<Utc>,
+    /// `OPS_ALERT_DEDUP_MINUTES` in seconds.
+    pub dedup_s: i64,
+    /// `OPS_WINDOW_TOLERANCE_S` (seconds).
+    pub tolerance_s: i64,
+}
+
+impl StampWindow {
+    /// The window of a configuration for a run started at `started`.
+    pub fn from_config(cfg: &crate::config::Config, started: DateTime<Utc>) -> StampWindow {
+        StampWindow {
+            started,
+            dedup_s: cfg.alert.dedup_minutes as i64 * 60,
+            tolerance_s: cfg.window_tolerance_s,
+        }
+    }
+
+    /// Whether a stamp taken at `alerted_at` (ISO text; unparseable or absent counts as outside) is outside the
+    /// window.
+    pub fn expired(&self, alerted_at: Option<&str>) -> bool {
+        alerted_at.and_then(crate::model::parse_ts).is_none_or(|t| {
+            crate::clock::window_elapsed(self.started, t, self.dedup_s, self.tolerance_s)
+        })
+    }
 }
 
 /// Suffix of the retired-type rule (agents.md 2.5).
@@ -271,6 +307,17 @@ pub fn record_agent_run(
             .insert(agent.clone(), Value::String(run.result.timestamp.clone()));
     }
     let raised: HashSet<String> = run.result.incidents.iter().map(|i| i.id.clone()).collect();
+    // A new episode inherits the resolved predecessor's alert stamps only inside the window (2.5).
+    for stored in state.incidents.iter_mut() {
+        if !stored.is_active()
+            && raised.contains(&stored.id)
+            && run.stamp_window.expired(stored.alerted_at.as_deref())
+        {
+            stored.alerted_at = None;
+            stored.alerted_severity = None;
+            stored.alerted_status = None;
+        }
+    }
     for inc in &run.result.incidents {
         upsert(state, inc.clone());
     }
@@ -414,6 +461,39 @@ mod tests {
             resolve_suffix: HashMap::new(),
             remediations: vec![],
             partial: false,
+            stamp_window: StampWindow {
+                started: now,
+                dedup_s: 3600,
+                tolerance_s: 120,
+            },
+        }
+    }
+
+    #[test]
+    fn a_new_episode_inherits_alert_stamps_only_inside_the_dedup_window() {
+        let now = Utc::now();
+        for (stamp_age_min, kept) in [(20, true), (57, true), (59, false), (180, false)] {
+            let mut st = OpsState::empty(now);
+            let mut old = inc("past_end_schedule", "s1", now - Duration::hours(5));
+            old.status = IncidentStatus::Resolved;
+            old.resolved_at = Some(ts(now - Duration::minutes(10)));
+            old.alerted_at = Some(ts(now - Duration::minutes(stamp_age_min)));
+            old.alerted_severity = Some(Severity::Warning);
+            st.incidents.push(old);
+            // The window is 3600 s with a 120 s early margin: a 58-minute-old stamp already counts as outside.
+            record_agent_run(
+                &mut st,
+                record(vec![inc("past_end_schedule", "s1", now)], &[], now),
+                now,
+            );
+            let i = &st.incidents[0];
+            assert!(i.is_active());
+            assert_eq!(
+                i.alerted_at.is_some(),
+                kept,
+                "stamp {stamp_age_min} min old"
+            );
+            assert_eq!(i.alerted_severity.is_some(), kept);
         }
     }
 
