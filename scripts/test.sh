@@ -137,6 +137,7 @@ install_debian_packages() {
   command -v redis-cli >/dev/null 2>&1 || pkgs+=(redis-tools)
   [ -x "$PGBIN/initdb" ] && [ -x "$PGBIN/pg_ctl" ] || pkgs+=(postgresql-15)
   [ -x "$PGBIN/pg_isready" ] || pkgs+=(postgresql-client-15)
+  command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
   command -v runuser >/dev/null 2>&1 || ! is_root || pkgs+=(util-linux)
   if ((${#pkgs[@]})); then apt_install "${pkgs[@]}"; else log "Debian packages present (redis-server, postgresql-15)"; fi
 }
@@ -217,13 +218,25 @@ pg_stop() {
     as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w -t 30 stop >/dev/null || true
 }
 
+pg_ssl_on() { [ "$("$PGBIN/psql" -X -Atq -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -c 'SHOW ssl' 2>/dev/null)" = on ]; }
+
+# A self-signed server certificate for the test cluster (sslmode=require/prefer tests; libpq does not verify it).
+pg_make_cert() {
+  [ -s "$PGDATA/server.crt" ] && [ -s "$PGDATA/server.key" ] && return 0
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=127.0.0.1" \
+    -keyout "$PGDATA/server.key" -out "$PGDATA/server.crt" >"$PG_HOME/openssl.log" 2>&1 ||
+    fail_service PostgreSQL "$PG_HOME/openssl.log" "openssl could not make the test server certificate"
+  if is_root; then chown postgres:postgres "$PGDATA/server.key" "$PGDATA/server.crt"; fi
+  chmod 600 "$PGDATA/server.key"
+}
+
 start_postgres() {
   if pg_running; then
-    if [ "$(pg_running_port)" = "$PG_PORT" ] && pg_ready; then
+    if [ "$(pg_running_port)" = "$PG_PORT" ] && pg_ready && pg_ssl_on; then
       REUSED+=("PostgreSQL :$PG_PORT")
       return
     fi
-    log "PostgreSQL in $PGDATA runs but does not answer on :$PG_PORT; restarting it"
+    log "PostgreSQL in $PGDATA runs but does not answer on :$PG_PORT with ssl=on; restarting it"
     pg_stop
   fi
   port_busy "$PG_PORT" && port_taken PostgreSQL "$PG_PORT"
@@ -237,9 +250,10 @@ start_postgres() {
     as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust --encoding=UTF8 --locale=C --no-sync \
       >"$PG_HOME/initdb.log" 2>&1 || fail_service PostgreSQL "$PG_HOME/initdb.log" "initdb failed"
   fi
+  pg_make_cert
   # fsync off etc.: a throwaway test cluster, durability is not needed and tests run faster.
   as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PG_LOG" -w -t 60 -o "-p $PG_PORT -k $PG_SOCK \
--c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >/dev/null ||
+-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on" start >/dev/null ||
     fail_service PostgreSQL "$PG_LOG" "pg_ctl start failed"
   STARTED+=(postgres)
   wait_for PostgreSQL "$PG_LOG" 60 "" pg_ready

@@ -416,14 +416,37 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
         "{msg}"
     );
 
-    // sslmode=require cannot be honoured by this build: a clear error, not a silent downgrade.
+    // sslmode=require against a server that declines TLS (a listener answering the SSLRequest with `N`, as a server
+    // without ssl=on does): a clear connection error, never a silent downgrade to plain text.
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plain_port = plain.local_addr().unwrap().port();
+    let declines = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut sock, _) = plain.accept().await.unwrap();
+        let mut req = [0u8; 8];
+        sock.read_exact(&mut req).await.unwrap();
+        // SSLRequest: length 8, code 80877103.
+        assert_eq!(req, [0, 0, 0, 8, 4, 210, 22, 47]);
+        sock.write_all(b"N").await.unwrap();
+        // Anything after this would be a plain-text startup message: record whether one came.
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), sock.read_to_end(&mut rest)).await;
+        rest
+    });
     let t = prepare_url(&format!(
-        "postgres://postgres:{secret}@{host}:{port}/postgres?sslmode=require"
+        "postgres://postgres:{secret}@127.0.0.1:{plain_port}/postgres?sslmode=require"
     ))
     .unwrap();
     let e = postgres::connect(&t, 60).await.unwrap_err();
-    assert!(matches!(e, MaintError::TlsUnsupported(_)), "{e:?}");
-    assert!(!e.to_string().contains(secret));
+    let msg = e.to_string();
+    assert!(matches!(e, MaintError::Connect { .. }), "{e:?}");
+    assert!(msg.to_lowercase().contains("tls"), "{msg}");
+    assert!(!msg.contains(secret), "{msg}");
+    let after = declines.await.unwrap();
+    assert!(
+        after.is_empty(),
+        "a startup message was sent in plain text after the server declined TLS"
+    );
 
     // Unroutable address: bounded by the 5 s connect timeout.
     let t = prepare_url(&format!(
@@ -438,6 +461,40 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
         started.elapsed()
     );
     assert!(!e.to_string().contains(secret));
+}
+
+/// Whether the session of `conn` is encrypted, from the server's own view (`pg_stat_ssl`).
+async fn session_encrypted(conn: &PgConn) -> bool {
+    conn.client()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .expect("pg_stat_ssl")
+        .get::<_, bool>(0)
+}
+
+#[tokio::test]
+async fn sslmode_is_honoured_against_a_tls_enabled_server() {
+    // scripts/test.sh starts the test cluster with ssl=on and a self-signed certificate; libpq's require/prefer do
+    // not verify the certificate, and neither does vizora-ops.
+    let base = support::pg_url();
+    for (mode, encrypted) in [("require", true), ("prefer", true), ("disable", false)] {
+        let t = prepare_url(&with_params(&base, &format!("sslmode={mode}"))).unwrap();
+        let conn = postgres::connect(&t, 60)
+            .await
+            .unwrap_or_else(|e| panic!("sslmode={mode}: {e}"));
+        assert_eq!(
+            session_encrypted(&conn).await,
+            encrypted,
+            "sslmode={mode} (is the test cluster running with ssl=on? see scripts/test.sh)"
+        );
+    }
+    // No sslmode: libpq's default `prefer`, so TLS when the server offers it.
+    let t = prepare_url(&base).unwrap();
+    let conn = postgres::connect(&t, 60).await.unwrap();
+    assert!(session_encrypted(&conn).await);
 }
 
 #[tokio::test]

@@ -31,9 +31,6 @@ pub enum MaintError {
         /// What is wrong (redacted).
         message: String,
     },
-    /// The requested TLS mode cannot be honoured by this build (no TLS connector for tokio-postgres).
-    #[error("unsupported TLS mode: {0}")]
-    TlsUnsupported(String),
     /// Could not connect or authenticate.
     #[error("connection to {target} failed: {message}")]
     Connect {

@@ -10,9 +10,12 @@
 //! * Identifiers are checked against `^[A-Za-z_][A-Za-z0-9_]*$` and double-quoted; values are never interpolated.
 //! * Nothing here drops, deletes or truncates anything; an invalid `_ccnew` index is reported, never dropped.
 //!
-//! **TLS.** This build has no TLS connector for tokio-postgres (no `postgres-native-tls`/`tokio-postgres-rustls` in
-//! the dependencies): `sslmode=disable` and `sslmode=prefer` connect in plain text (`prefer` never attempts TLS), and
-//! `sslmode=require` fails in [`connect`] with [`MaintError::TlsUnsupported`] instead of silently downgrading.
+//! **TLS** (`sslmode`, agents.md 6.6.1), with libpq's meaning: `disable` connects in plain text; `prefer` (the
+//! default) asks for TLS and falls back to plain text only when the server declines TLS; `require` needs TLS and fails
+//! with a clear [`MaintError::Connect`] when the server declines. Like libpq's `require`/`prefer` without a root
+//! certificate, the server certificate is not verified (encryption without server authentication; `verify-ca` and
+//! `verify-full` are rejected as unsupported when the URL is read). TLS is rustls on the aws-lc-rs provider that the
+//! HTTP client already uses, through `tokio-postgres-rustls`.
 //!
 //! **Dead-tuple counters.** `n_dead_tup` comes from the cumulative statistics (`pg_stat_user_tables`). Since
 //! PostgreSQL 15 each backend flushes its pending counters to shared memory when it goes idle, at most once per
@@ -29,10 +32,12 @@ use super::{MaintError, quote_ident, validate_identifier};
 use crate::redact::redact_str;
 use serde::Serialize;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Query parameters understood only by Prisma; they are removed before the URL reaches tokio-postgres (6.6.1).
 pub const PRISMA_ONLY_PARAMS: [&str; 6] = [
@@ -83,9 +88,9 @@ const PGSTATTUPLE_SCHEMA_SQL: &str = "SELECT n.nspname FROM pg_extension e \
 pub enum PgSslMode {
     /// Plain text.
     Disable,
-    /// TLS if available; this build never attempts TLS (see the module docs).
+    /// TLS if the server offers it, else plain text (the libpq default).
     Prefer,
-    /// TLS required; unsupported by this build, [`connect`] fails clearly.
+    /// TLS required; [`connect`] fails when the server declines it.
     Require,
 }
 
@@ -219,6 +224,70 @@ pub fn prepare_url(database_url: &str) -> Result<PgTarget, MaintError> {
     })
 }
 
+/// The TLS connector of `sslmode=prefer`/`require`: rustls (aws-lc-rs provider, TLS 1.2 and 1.3) that checks the
+/// handshake signatures but, like libpq's `require` without a root certificate, not the server certificate's chain or
+/// name.
+fn tls_connector() -> MakeRustlsConnect {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the aws-lc-rs provider supports the default TLS versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+        .with_no_client_auth();
+    MakeRustlsConnect::new(config)
+}
+
+/// Server-certificate "verifier" of libpq's `sslmode=require`: any certificate is accepted, the handshake signatures
+/// are verified with the provider's algorithms (so the session is encrypted to the holder of the presented key).
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -267,6 +336,8 @@ pub struct PgConn {
     statement_timeout_s: u64,
     setup_statements: Vec<String>,
     pgstattuple_schema: OnceLock<Option<String>>,
+    /// The TLS connector of the session (`None` for `sslmode=disable`), reused for cancel requests.
+    tls: Option<MakeRustlsConnect>,
     _task: tokio::task::JoinHandle<()>,
 }
 
@@ -283,19 +354,28 @@ impl std::fmt::Debug for PgConn {
 /// (`OPS_DB_STATEMENT_TIMEOUT_S`, 1 800) and reads `server_version_num`.
 ///
 /// # Errors
-/// [`MaintError::TlsUnsupported`] for `sslmode=require`; [`MaintError::Connect`] (redacted: refused, unknown host,
-/// authentication, unknown database…); [`MaintError::Timeout`] after 5 s; [`MaintError::Query`] if the session setup
-/// fails.
+/// [`MaintError::Connect`] (redacted: refused, unknown host, authentication, unknown database, `sslmode=require` and
+/// the server declines TLS, TLS handshake failure…); [`MaintError::Timeout`] after 5 s; [`MaintError::Query`] if the
+/// session setup fails.
 pub async fn connect(target: &PgTarget, statement_timeout_s: u64) -> Result<PgConn, MaintError> {
-    if target.ssl_mode == PgSslMode::Require {
-        return Err(MaintError::TlsUnsupported(format!(
-            "sslmode=require for {}: this build of vizora-ops has no TLS connector for PostgreSQL; use \
-             sslmode=disable/prefer over a trusted network or a local TLS tunnel",
-            target.url_redacted
-        )));
-    }
-    let fut = target.config.connect(NoTls);
-    let (client, connection) = match tokio::time::timeout(CONNECT_TIMEOUT, fut).await {
+    let tls = (target.ssl_mode != PgSslMode::Disable).then(tls_connector);
+    let connected = match &tls {
+        None => {
+            tokio::time::timeout(CONNECT_TIMEOUT, async {
+                let (c, conn) = target.config.connect(NoTls).await?;
+                Ok((c, tokio::spawn(async move { drop(conn.await) })))
+            })
+            .await
+        }
+        Some(tls) => {
+            tokio::time::timeout(CONNECT_TIMEOUT, async {
+                let (c, conn) = target.config.connect(tls.clone()).await?;
+                Ok((c, tokio::spawn(async move { drop(conn.await) })))
+            })
+            .await
+        }
+    };
+    let (client, task) = match connected {
         Err(_) => {
             return Err(MaintError::Timeout {
                 what: format!("connecting to {}", target.url_redacted),
@@ -310,9 +390,6 @@ pub async fn connect(target: &PgTarget, statement_timeout_s: u64) -> Result<PgCo
         }
         Ok(Ok(pair)) => pair,
     };
-    let task = tokio::spawn(async move {
-        let _ = connection.await;
-    });
     let mut conn = PgConn {
         client,
         target: target.clone(),
@@ -320,6 +397,7 @@ pub async fn connect(target: &PgTarget, statement_timeout_s: u64) -> Result<PgCo
         statement_timeout_s,
         setup_statements: Vec::new(),
         pgstattuple_schema: OnceLock::new(),
+        tls,
         _task: task,
     };
     let set = format!("SET statement_timeout = '{}s'", statement_timeout_s.max(1));
@@ -520,7 +598,11 @@ impl PgConn {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(query_err(statement, &e)),
             Err(_) => {
-                let _ = self.client.cancel_token().cancel_query(NoTls).await;
+                let token = self.client.cancel_token();
+                let _ = match &self.tls {
+                    Some(tls) => token.cancel_query(tls.clone()).await,
+                    None => token.cancel_query(NoTls).await,
+                };
                 Err(MaintError::Timeout {
                     what: statement.to_string(),
                     after_ms: ms(limit),
