@@ -1122,6 +1122,28 @@ impl Config {
         )
     }
 
+    /// Process names and units that can never enter a command (agents.md 1.6, 6.1.3: only `[A-Za-z0-9._@:-]`, no
+    /// leading `-`), as `(variable, reason)`. `config check` fails on them; a run still starts (health-guardian probes
+    /// and reports the service, and raises its incident with `rejected process name or id` instead of running a
+    /// command), so a typo never silences the whole agent.
+    pub fn process_name_problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (prefix, names) in [
+            ("OPS_PM2_APP_", &self.health.pm2_apps),
+            ("OPS_SYSTEMD_UNIT_", &self.health.systemd_units),
+        ] {
+            for (svc, name) in names {
+                if let Err(e) = crate::procman::validate_name(name) {
+                    out.push((
+                        format!("{prefix}{}", svc.to_ascii_uppercase()),
+                        format!("{e}: only [A-Za-z0-9._@:-] and no leading '-'"),
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Every known variable with its effective value, secrets masked, for `config check`.
     pub fn describe(&self) -> Vec<(String, String)> {
         let mut keys: Vec<&String> = self.source.keys().collect();

@@ -191,6 +191,17 @@ async fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            let problems = cfg.process_name_problems();
+            if !problems.is_empty() {
+                for (var, why) in &problems {
+                    eprintln!("configuration invalid: {var}: {why}");
+                }
+                eprintln!(
+                    "health-guardian would run no command for these services (they stay open incidents with \
+                     `rejected process name or id`)"
+                );
+                return ExitCode::from(2);
+            }
             println!("configuration OK");
             if cfg.api.email.is_none() || cfg.api.password.is_none() {
                 println!(

@@ -381,6 +381,44 @@ async fn toml_errors_name_the_place_but_never_echo_the_value() {
     assert!(stderr(&o).contains("missing.toml"), "{}", stderr(&o));
 }
 
+#[tokio::test]
+async fn config_check_rejects_process_names_that_could_never_enter_a_command() {
+    let d = tempfile::tempdir().unwrap();
+    for (var, bad) in [
+        ("OPS_PM2_APP_WEB", "vizora-web; touch /tmp/x"),
+        ("OPS_PM2_APP_MIDDLEWARE", "-vizora"),
+        ("OPS_SYSTEMD_UNIT_REALTIME", "vizora realtime.service"),
+    ] {
+        let o = run(
+            d.path(),
+            &[(var, bad)],
+            &["config", "check"],
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(2), "{var}={bad:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains(var) && err.contains("rejected process name or id"),
+            "{var}: {err}"
+        );
+        assert!(!stdout(&o).contains("configuration OK"), "{var}");
+    }
+    // Valid names (templated systemd units included) pass.
+    let o = run(
+        d.path(),
+        &[
+            ("OPS_PM2_APP_WEB", "vizora-web-2"),
+            ("OPS_SYSTEMD_UNIT_WEB", "web@1.service"),
+        ],
+        &["config", "check"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("configuration OK"));
+}
+
 /// Environment, arguments and the text the error must contain.
 type Case<'a> = (&'a [(&'a str, &'a str)], Vec<&'a str>, &'a str);
 
