@@ -175,6 +175,16 @@ pub async fn run_agent(
     if let Err(e) = store.check_readable() {
         return fatal_report(agent, &run_id, started, e.to_string());
     }
+    // Missing credentials end an API agent's run before anything is opened or created (the audit file included).
+    let has_creds = cfg.api.email.is_some() && cfg.api.password.is_some();
+    if needs_api(agent) && !has_creds {
+        return fatal_report(
+            agent,
+            &run_id,
+            started,
+            crate::vizora::ApiError::NoCredentials.to_string(),
+        );
+    }
     let snapshot = store.snapshot(started);
     let audit = AuditLog::new(cfg.audit_file.clone());
     let deadline = Instant::now() + cfg.deadline(agent);
@@ -194,15 +204,6 @@ pub async fn run_agent(
     }
 
     // 3. API client (lazy login).
-    let has_creds = cfg.api.email.is_some() && cfg.api.password.is_some();
-    if needs_api(agent) && !has_creds {
-        return fatal_report(
-            agent,
-            &run_id,
-            started,
-            crate::vizora::ApiError::NoCredentials.to_string(),
-        );
-    }
     let client = if needs_api(agent) || (agent == AgentName::OpsReporter && has_creds) {
         let budget = wiring
             .budget

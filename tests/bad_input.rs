@@ -382,6 +382,21 @@ async fn toml_errors_name_the_place_but_never_echo_the_value() {
 }
 
 #[tokio::test]
+async fn missing_credentials_end_an_api_agent_before_anything_is_created() {
+    for agent in ["content-lifecycle", "fleet-manager", "schedule-doctor"] {
+        let d = tempfile::tempdir().unwrap();
+        let o = run(d.path(), &[], &["run", agent], Duration::from_secs(20)).await;
+        assert_eq!(o.status.code(), Some(2), "{agent}: {}", stderr(&o));
+        let out = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(out.contains("no API credentials"), "{agent}: {out}");
+        let logs = d.path().join("logs");
+        for f in ["ops-audit.jsonl", "ops-state.json"] {
+            assert!(!logs.join(f).exists(), "{agent} created {f}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn config_check_rejects_process_names_that_could_never_enter_a_command() {
     let d = tempfile::tempdir().unwrap();
     for (var, bad) in [
