@@ -1,33 +1,68 @@
-//! The schedule-doctor part of the scale benchmark: walks and detection in the agent process.
+//! The schedule-doctor part of the scale benchmark: the agent's own observation (`schedule_doctor::observe`: the
+//! organisation read and the four concurrent walks into typed records) and its own pure detection functions
+//! (`schedule_doctor::detect`), composed as `schedule_doctor::run` composes them in a dry run (every 6.4.2 fault counts
+//! as deactivated, every deleted-playlist fault as a fallback follow-up).
 
 use super::*;
+use vizora_ops::agents::schedule_doctor::{self, Observation};
+
+/// Names the shared harness (main.rs) still imports for this module although it no longer needs them (the walk is
+/// the agent's `observe`, detection the agent's composed functions). Referenced here so that the bench builds without
+/// warnings until main.rs's schedule-doctor imports are trimmed to `detect::{self, Coverage, EntitySets, Fallback}`.
+type _HarnessImports = (
+    HashMap<(), ()>,
+    common::Intervals,
+    ActiveVerdict,
+    OverlapSchedule,
+    TargetIndex,
+);
+
 pub(super) fn schedule_doctor(
     rt: &tokio::runtime::Runtime,
     client: Client,
     cfg: &Config,
     seeded: &BTreeMap<String, u64>,
 ) -> anyhow::Result<Value> {
-    // ── The walk ──
+    // ── The walk: the agent's observe() ──
     let t_walk = Instant::now();
-    let (org, schedules, displays, playlists, groups, steps) = rt.block_on(async {
+    let (obs, steps) = rt.block_on(async {
         let mut steps = Vec::new();
-        // The agent reads the organisation first (it opens the session), then the four lists.
-        let (org, st) = get_step(
-            &client,
-            "GET /organizations/current (+login)",
-            "/api/v1/organizations/current",
-        )
-        .await?;
-        steps.push(st);
-        let (schedules, st) = walk_step(&client, "list /schedules", "/api/v1/schedules").await?;
-        steps.push(st);
-        let (displays, st) = walk_step(&client, "list /displays", "/api/v1/displays").await?;
-        steps.push(st);
-        let (playlists, st) = walk_step(&client, "list /playlists", "/api/v1/playlists").await?;
-        steps.push(st);
-        let (groups, st) =
-            walk_step(&client, "list /display-groups", "/api/v1/display-groups").await?;
-        steps.push(st);
+        let (r0, c0, t0, m0) = (
+            client.stats().requests,
+            cpu_s(),
+            Instant::now(),
+            mem_now().0,
+        );
+        let obs: Observation = schedule_doctor::observe(&client)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let items = obs.schedules.items.len()
+            + obs.displays.items.len()
+            + obs.playlists.items.len()
+            + obs.groups.items.len();
+        let list = |name: &str, w: &vizora_ops::vizora::ListResult| {
+            format!(
+                "{name} {} in {} page(s){}",
+                w.collected,
+                w.pages,
+                if w.complete { "" } else { " INCOMPLETE" }
+            )
+        };
+        steps.push(Step {
+            name: "observe (+login): org, 4 walks into records".into(),
+            wall_s: t0.elapsed().as_secs_f64(),
+            cpu_s: cpu_s() - c0,
+            requests: client.stats().requests - r0,
+            items,
+            note: format!(
+                "RSS {:+.0} MiB; {}; {}; {}; {}",
+                mib(mem_now().0) - mib(m0),
+                list("schedules", &obs.schedules.walk),
+                list("displays", &obs.displays.walk),
+                list("playlists", &obs.playlists.walk),
+                list("groups", &obs.groups.walk),
+            ),
+        });
         let (r0, c0, t0) = (client.stats().requests, cpu_s(), Instant::now());
         client.finish().await;
         steps.push(Step {
@@ -38,7 +73,7 @@ pub(super) fn schedule_doctor(
             items: 0,
             note: String::new(),
         });
-        anyhow::Ok((org, schedules, displays, playlists, groups, steps))
+        anyhow::Ok((obs, steps))
     })?;
     let walk_wall = t_walk.elapsed().as_secs_f64();
     drop(client);
@@ -46,79 +81,51 @@ pub(super) fn schedule_doctor(
     let total = walk_total(&steps, walk_wall);
     steps.push(total);
     print_steps(
-        "walk (through vizora::Client against the sandbox process; the agent walks the four lists concurrently)",
+        "walk (schedule_doctor::observe through vizora::Client against the sandbox process; four concurrent walks)",
         &steps,
+    );
+    anyhow::ensure!(
+        obs.complete(),
+        "the scan is incomplete: no complete-scan checks to measure"
     );
     let after_walk = mem_now();
 
-    // ── Local work, composed as schedule_doctor::run composes it (dry run: every fault counts as deactivated) ──
+    // ── Local work: the agent's detection functions, composed as schedule_doctor::run does in a dry run ──
     let now = Utc::now();
     let cap = cfg.entity.overlap_max_comparisons;
+    let schedules = &obs.schedules.items;
+    let displays = &obs.displays.items;
     let mut local = Vec::new();
-    let ((enabled, faults, remaining, active_count), cost) = timed(|| {
-        let enabled: Vec<&Value> = displays
-            .iter()
-            .filter(|d| common::is_enabled_display(d))
-            .collect();
-        let sets = EntitySets::new(&playlists, &displays, &groups);
-        let mut faults: Vec<(usize, &'static str, bool)> = Vec::new();
-        let mut remaining: Vec<usize> = Vec::new();
-        let mut active = 0usize;
-        for (i, sch) in schedules.iter().enumerate() {
-            match detect::check_active(sch, now, Some(&sets)) {
-                ActiveVerdict::Inactive => {}
-                ActiveVerdict::Fault(f) => {
-                    active += 1;
-                    let deleted = matches!(f, detect::ActiveFault::DeletedPlaylist { .. });
-                    faults.push((i, f.kind(), deleted));
-                }
-                ActiveVerdict::Healthy { .. } => {
-                    active += 1;
-                    remaining.push(i);
-                }
-            }
-        }
-        (enabled, faults, remaining, active)
+    let ((enabled, sets, checks), cost) = timed(|| {
+        let enabled = obs.enabled();
+        let sets = EntitySets::new(&obs.playlists.items, displays, &obs.groups.items);
+        let checks = detect::check_schedules(schedules, now, Some(&sets));
+        (enabled, sets, checks)
     });
     let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
-    for (_, k, _) in &faults {
-        *by_kind.entry(k).or_default() += 1;
+    for (_, f) in &checks.faults {
+        *by_kind.entry(f.kind()).or_default() += 1;
     }
     local.push(Local {
-        name: "active schedules (check_active, 6.4.2)",
+        name: "id sets + active schedules (check_schedules, 6.4.2)",
         cost,
         note: format!(
-            "{active_count} active, {} faults, {} enabled displays",
-            faults.len(),
-            enabled.len()
+            "{} active, {} faults, {} end unknown, {} enabled displays, {} groups",
+            checks.active,
+            checks.faults.len(),
+            checks.end_unknown.len(),
+            enabled.len(),
+            sets.membership.len()
         ),
     });
-    let ((members, fallback, empty, ended_unknown), cost) = timed(|| {
-        let members = common::group_members(&groups);
-        let playlist_by_id: HashMap<String, &Value> =
-            playlists.iter().map(|p| (common::id_of(p), p)).collect();
+    let ((fallback, empty), cost) = timed(|| {
         let (fallback, _warnings) = detect::resolve_fallback(
-            Some(&org),
-            &playlists,
+            obs.org.as_ref(),
+            &obs.playlists.items,
             cfg.entity.fallback_playlist_id.as_deref(),
         );
-        let ended_unknown: HashSet<usize> = remaining
-            .iter()
-            .copied()
-            .filter(|&i| detect::end_date(&schedules[i]) == detect::EndDate::Unparseable)
-            .collect();
-        let mut empty = 0usize;
-        for &i in &remaining {
-            if ended_unknown.contains(&i) {
-                continue;
-            }
-            let sch = &schedules[i];
-            let pid = common::s(sch, "playlistId").unwrap_or_default();
-            if detect::playlist_item_count(playlist_by_id.get(pid).copied(), sch) == Some(0) {
-                empty += 1;
-            }
-        }
-        (members, fallback, empty, ended_unknown)
+        let empty = detect::empty_playlists(schedules, &checks.remaining, &sets);
+        (fallback, empty)
     });
     let fallback_label = match &fallback {
         Fallback::Valid { name, .. } => format!("valid (\"{name}\")"),
@@ -130,81 +137,54 @@ pub(super) fn schedule_doctor(
         name: "fallback + empty playlists (6.4.1, 6.4.3)",
         cost,
         note: format!(
-            "fallback {fallback_label}; {empty} on empty playlists; {} groups",
-            members.len()
+            "fallback {fallback_label}; {} on empty playlists, {} counts unknown",
+            empty.findings.len(),
+            empty.unknown.len()
         ),
     });
-    let (ov, cost) = timed(|| {
-        let index = TargetIndex::build(&schedules, remaining.iter().copied(), &members);
-        let mut parsed: Vec<Option<OverlapSchedule>> = vec![None; schedules.len()];
-        for &i in &remaining {
-            if !ended_unknown.contains(&i) {
-                parsed[i] = OverlapSchedule::parse(&schedules[i]);
-            }
-        }
-        detect::find_overlaps(&enabled, &index, &parsed, cap)
-    });
+    let ((ov, blind), cost) =
+        timed(|| detect::overlaps(schedules, displays, &enabled, &checks.remaining, &sets, cap));
     local.push(Local {
         name: "overlaps (TargetIndex, find_overlaps, 6.4.3)",
         cost,
         note: format!(
-            "{} pairs, {} comparisons, {} capped displays (cap {cap})",
+            "{} pairs, {} comparisons, {} capped displays (cap {cap}), {} schedules not examined",
             ov.pairs.len(),
             ov.comparisons,
-            ov.capped_displays.len()
+            ov.capped_displays.len(),
+            blind.len()
         ),
     });
-    let ((gaps, unknown, covered, follow_ups), cost) = timed(|| {
-        let inactive_now: HashSet<usize> = faults.iter().map(|(i, _, _)| *i).collect();
-        let still_active: Vec<usize> = (0..schedules.len())
-            .filter(|i| !inactive_now.contains(i))
-            .filter(|&i| schedules[i].get("isActive").and_then(Value::as_bool) == Some(true))
-            .collect();
-        let cov_index = TargetIndex::build(&schedules, still_active.iter().copied(), &members);
-        let maybe: Vec<&Value> = cov_index
-            .unknown_membership
-            .iter()
-            .map(|&i| &schedules[i])
-            .collect();
-        let deleted: Vec<usize> = faults
-            .iter()
-            .filter(|(_, _, d)| *d)
-            .map(|(i, _, _)| *i)
-            .collect();
-        let follow_up: HashSet<String> = TargetIndex::build(&schedules, deleted, &members)
-            .by_display
-            .keys()
-            .cloned()
-            .collect();
-        let (mut gaps, mut unknown, mut covered, mut fu) = (0usize, 0usize, 0usize, 0usize);
-        for d in enabled.iter().copied() {
-            if detect::current_playlist(d).is_some() {
-                continue;
-            }
-            let did = common::id_of(d);
-            let reaching: Vec<&Value> = cov_index
-                .for_display(&did)
-                .iter()
-                .map(|&i| &schedules[i])
-                .collect();
-            let _ = common::display_tz(d);
-            match detect::coverage(d, &reaching, &maybe, now) {
-                Coverage::Gap => gaps += 1,
-                Coverage::Unknown => unknown += 1,
-                Coverage::Covered => covered += 1,
-            }
-            if follow_up.contains(&did) {
-                fu += 1;
+    let (cov, cost) = timed(|| {
+        let mut inactive_now = vec![false; schedules.len()];
+        let mut follow_up = Vec::new();
+        for (i, f) in &checks.faults {
+            inactive_now[*i] = true;
+            if matches!(f, detect::ActiveFault::DeletedPlaylist { .. }) {
+                follow_up.push(*i);
             }
         }
-        (gaps, unknown, covered, fu)
+        detect::coverage_verdicts(
+            schedules,
+            displays,
+            &enabled,
+            &sets,
+            &inactive_now,
+            &follow_up,
+            now,
+        )
     });
+    let count = |v: Coverage| cov.displays.iter().filter(|d| d.verdict == v).count();
+    let gaps = count(Coverage::Gap);
     local.push(Local {
-        name: "coverage (TargetIndex, coverage, 6.4.4)",
+        name: "coverage (TargetIndex, coverage_verdicts, 6.4.4)",
         cost,
         note: format!(
-            "{gaps} gaps, {unknown} unknown, {covered} covered by a schedule; {follow_ups} deleted-playlist \
-             follow-ups"
+            "{gaps} gaps, {} unknown, {} covered by a schedule; {} deleted-playlist follow-ups; {} judged in UTC",
+            count(Coverage::Unknown),
+            cov.covered,
+            cov.displays.iter().filter(|d| d.follow_up).count(),
+            cov.tz_fallbacks
         ),
     });
     let detection_cpu = print_local(&local);
@@ -228,7 +208,7 @@ pub(super) fn schedule_doctor(
         ),
         (
             "empty_playlist_schedule",
-            empty,
+            empty.findings.len(),
             seeded_sum(seeded, &["schedule_on_empty_playlist"]),
         ),
         (
@@ -256,5 +236,3 @@ pub(super) fn schedule_doctor(
         "memory": mem,
     }))
 }
-
-// ─── child: the whole agent ─────────────────────────────────────────────────────────────────────────────────────────

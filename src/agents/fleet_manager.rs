@@ -12,12 +12,18 @@
 //! run (observe → findings → remediate → verify → alert). It deliberately does not decide coverage gaps or fallback
 //! playlists: schedule-doctor owns those; `no_content` is informational only.
 
-use super::common::{self, Heartbeat};
+use super::common::{self, DisplayIds, Heartbeat, Membership};
+use super::entities::{
+    CurrentPlaylist, Display, DisplayGroup, FromItem, Records, Schedule, Text, TsField, id_text,
+    text,
+};
 use super::{AgentContext, AgentOutcome, InlineAlert, InlineKind, WriteMode};
 use crate::clock::{age_s, window_elapsed};
 use crate::model::{AgentName, Incident, IncidentStatus, OpsState, Severity, parse_ts, ts};
 use crate::state::audit::VerificationLine;
-use crate::vizora::{ApiError, ListResult, MutationOutcome, MutationRequest, MutationStatus};
+use crate::vizora::{
+    ApiError, ItemSink, ListResult, MutationOutcome, MutationRequest, MutationStatus,
+};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -127,12 +133,50 @@ impl Class {
     }
 }
 
+/// A walked display as fleet-manager judges it (agents.md 6.0, 6.3): the shared [`Display`] record plus the
+/// heartbeat, pairing, location, organisation and `status == "error"`. Timestamps are parsed once; the texts are kept
+/// as written for the messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetDisplay {
+    /// Id, label, enabled, time zone, current playlist.
+    pub display: Display,
+    /// `lastHeartbeat`.
+    pub last_heartbeat: TsField,
+    /// `lastHeartbeat` as written, when a string.
+    pub heartbeat_text: Option<Text>,
+    /// `pairedAt` (only its null-ness is a rule; see [`common::never_paired`]).
+    pub paired_at: TsField,
+    /// `pairedAt` as written, when a string.
+    pub paired_at_text: Option<Text>,
+    /// `location` as written, when a string.
+    pub location: Option<Text>,
+    /// `organizationId`, when a string.
+    pub organization_id: Option<Text>,
+    /// `status == "error"`.
+    pub error_status: bool,
+}
+
+impl FromItem for FleetDisplay {
+    fn from_item(v: &Value) -> FleetDisplay {
+        FleetDisplay {
+            display: Display::from_item(v),
+            last_heartbeat: TsField::of(v, "lastHeartbeat"),
+            heartbeat_text: text(v, "lastHeartbeat"),
+            paired_at: TsField::of(v, "pairedAt"),
+            paired_at_text: text(v, "pairedAt"),
+            location: text(v, "location"),
+            organization_id: text(v, "organizationId"),
+            error_status: common::s(v, "status") == Some("error"),
+        }
+    }
+}
+
 /// Classifies one display at `now` (the run's start). `status` is never used for connectivity (6.0).
-pub fn classify(d: &Value, now: DateTime<Utc>, th: Thresholds) -> Class {
-    if common::never_paired(d) {
+pub fn classify(d: &FleetDisplay, now: DateTime<Utc>, th: Thresholds) -> Class {
+    if common::never_paired(d.last_heartbeat, d.paired_at) {
         return Class::NeverPaired;
     }
-    match common::heartbeat(d, now) {
+    match common::heartbeat(d.last_heartbeat, now) {
         Heartbeat::Never => Class::Persistent(None),
         Heartbeat::Unparseable => Class::Unknown,
         Heartbeat::Age(a) if a < th.offline_s => Class::Online(a),
@@ -180,7 +224,7 @@ impl OfflineLocation {
 /// cannot be judged (a member with an unparseable heartbeat and none online). Never-paired displays are not paired
 /// and do not count; displays without a location are ungrouped.
 pub fn offline_locations(
-    enabled: &[&Value],
+    enabled: &[&FleetDisplay],
     now: DateTime<Utc>,
     th: Thresholds,
     min_displays: usize,
@@ -190,7 +234,7 @@ pub fn offline_locations(
         org: String,
         key: String,
         first_seen: String,
-        members: Vec<(&'a Value, Class)>,
+        members: Vec<(&'a FleetDisplay, Class)>,
     }
     let mut order: Vec<(String, String)> = Vec::new();
     let mut groups: HashMap<(String, String), Group> = HashMap::new();
@@ -199,11 +243,13 @@ pub fn offline_locations(
         if class == Class::NeverPaired {
             continue;
         }
-        let raw = common::s(d, "location");
+        let raw = d.location.as_deref();
         let Some(key) = location_key(raw) else {
             continue;
         };
-        let org = common::s(d, "organizationId")
+        let org = d
+            .organization_id
+            .as_deref()
             .unwrap_or(default_org)
             .to_string();
         let gk = (org.clone(), key.clone());
@@ -238,13 +284,17 @@ pub fn offline_locations(
         let beats: Vec<DateTime<Utc>> = g
             .members
             .iter()
-            .filter_map(|(d, _)| common::s(d, "lastHeartbeat").and_then(parse_ts))
+            .filter_map(|(d, _)| d.last_heartbeat.at())
             .collect();
         offline.push(OfflineLocation {
             organization_id: g.org.clone(),
             key: g.key.clone(),
             first_seen: g.first_seen.clone(),
-            display_ids: g.members.iter().map(|(d, _)| common::id_of(d)).collect(),
+            display_ids: g
+                .members
+                .iter()
+                .map(|(d, _)| d.display.id.to_string())
+                .collect(),
             oldest: beats.iter().min().copied(),
             newest: beats.iter().max().copied(),
             without_heartbeat: g
@@ -564,15 +614,15 @@ struct Obs {
 }
 
 impl Obs {
-    fn new(d: &Value, now: DateTime<Utc>, th: Thresholds) -> Obs {
+    fn new(d: &FleetDisplay, now: DateTime<Utc>, th: Thresholds) -> Obs {
         Obs {
-            id: common::id_of(d),
-            label: common::display_label(d),
+            id: d.display.id.to_string(),
+            label: d.display.label().to_string(),
             class: classify(d, now, th),
-            heartbeat: common::s(d, "lastHeartbeat").map(String::from),
-            paired_at: common::s(d, "pairedAt").map(String::from),
-            location: common::s(d, "location").map(String::from),
-            error_status: common::s(d, "status") == Some("error"),
+            heartbeat: d.heartbeat_text.as_deref().map(String::from),
+            paired_at: d.paired_at_text.as_deref().map(String::from),
+            location: d.location.as_deref().map(String::from),
+            error_status: d.error_status,
         }
     }
 }
@@ -631,7 +681,7 @@ fn minutes(age_s: i64) -> i64 {
 fn describe_walk(name: &str, l: &ListResult) -> String {
     format!(
         "{name}: collected {} of {} ({})",
-        l.items.len(),
+        l.collected,
         l.total
             .map(|t| t.to_string())
             .unwrap_or_else(|| "unknown".into()),
@@ -654,22 +704,23 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     let Some(scan) = r.observe().await else {
         return r.o;
     };
-    let enabled: Vec<&Value> = scan
+    let enabled: Vec<(u32, &FleetDisplay)> = scan
         .displays
-        .items
         .iter()
-        .filter(|d| common::is_enabled_display(d))
+        .enumerate()
+        .filter(|(_, d)| d.display.enabled)
+        .map(|(i, d)| (i as u32, d))
         .collect();
-    let disabled = scan.displays.items.len() - enabled.len();
+    let disabled = scan.displays.len() - enabled.len();
     if disabled > 0 {
         ctx.info(format!("skipping {disabled} disabled display(s)"));
     }
     ctx.info(format!(
         "{} display(s), {} enabled; {} schedule(s), {} group(s){}",
-        scan.displays.items.len(),
+        scan.displays.len(),
         enabled.len(),
-        scan.schedules.items.len(),
-        scan.groups.items.len(),
+        scan.schedules.len(),
+        scan.groups.len(),
         if scan.complete() {
             ""
         } else {
@@ -685,7 +736,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     };
     let obs: Vec<Obs> = enabled
         .iter()
-        .map(|d| Obs::new(d, r.now, r.th))
+        .map(|(_, d)| Obs::new(d, r.now, r.th))
         .filter(|d| !in_offline_location.contains(&d.id))
         .collect();
     let (candidates, new_persistent) = r.classify_displays(&obs);
@@ -706,11 +757,15 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     o
 }
 
-/// The three walks of one run.
+/// The three walks of one run, as typed records (each item converted as its page arrives); the `ListResult`s
+/// carry completeness and counts only.
 struct Scan {
-    displays: ListResult,
-    schedules: ListResult,
-    groups: ListResult,
+    displays: Vec<FleetDisplay>,
+    schedules: Vec<Schedule>,
+    groups: Vec<DisplayGroup>,
+    displays_walk: ListResult,
+    schedules_walk: ListResult,
+    groups_walk: ListResult,
     /// The ops user's organisation, for displays without `organizationId`.
     default_org: String,
 }
@@ -718,7 +773,7 @@ struct Scan {
 impl Scan {
     /// `scanComplete` of 6.3: all three walks complete (before the disabled filter).
     fn complete(&self) -> bool {
-        self.displays.complete && self.schedules.complete && self.groups.complete
+        self.displays_walk.complete && self.schedules_walk.complete && self.groups_walk.complete
     }
 }
 
@@ -755,16 +810,22 @@ impl FleetRun<'_> {
     /// exit 2 and no write (`None`).
     async fn observe(&mut self) -> Option<Scan> {
         let api = self.ctx.api();
+        let mut displays = Records::<FleetDisplay>::default();
+        let mut schedules = Records::<Schedule>::default();
+        let mut groups = Records::<DisplayGroup>::default();
         let (dw, sw, gw) = tokio::join!(
-            api.walk(DISPLAYS_PATH),
-            api.walk(SCHEDULES_PATH),
-            api.walk(GROUPS_PATH)
+            api.walk_into(DISPLAYS_PATH, &mut displays),
+            api.walk_into(SCHEDULES_PATH, &mut schedules),
+            api.walk_into(GROUPS_PATH, &mut groups)
         );
         match (dw, sw, gw) {
-            (Ok(displays), Ok(schedules), Ok(groups)) => Some(Scan {
-                displays,
-                schedules,
-                groups,
+            (Ok(displays_walk), Ok(schedules_walk), Ok(groups_walk)) => Some(Scan {
+                displays: displays.items,
+                schedules: schedules.items,
+                groups: groups.items,
+                displays_walk,
+                schedules_walk,
+                groups_walk,
                 default_org: api
                     .organization_id()
                     .unwrap_or_else(|| "unknown-organization".into()),
@@ -792,7 +853,7 @@ impl FleetRun<'_> {
     /// whole scan. An incomplete scan raises the info `scan-truncated`.
     fn coverage(&mut self, scan: &Scan) {
         self.o.cover(SCAN_TRUNCATED);
-        if scan.displays.complete {
+        if scan.displays_walk.complete {
             for t in [
                 DISPLAY_OFFLINE,
                 DISPLAY_OFFLINE_PERSISTENT,
@@ -808,9 +869,9 @@ impl FleetRun<'_> {
             return;
         }
         let parts: Vec<String> = [
-            ("displays", &scan.displays),
-            ("schedules", &scan.schedules),
-            ("display-groups", &scan.groups),
+            ("displays", &scan.displays_walk),
+            ("schedules", &scan.schedules_walk),
+            ("display-groups", &scan.groups_walk),
         ]
         .iter()
         .filter(|(_, l)| !l.complete)
@@ -833,11 +894,16 @@ impl FleetRun<'_> {
     /// 6.3.2 (complete scans, before remediation): one critical `location_offline` per all-offline location,
     /// alerted on its open transition; returns the member displays, whose per-display incidents are carried
     /// unchanged (unexamined) and who get no command.
-    async fn locations(&mut self, enabled: &[&Value], default_org: &str) -> HashSet<String> {
+    async fn locations(
+        &mut self,
+        enabled: &[(u32, &FleetDisplay)],
+        default_org: &str,
+    ) -> HashSet<String> {
         let ctx = self.ctx;
         let now = self.now;
+        let enabled: Vec<&FleetDisplay> = enabled.iter().map(|(_, d)| *d).collect();
         let (locs, unknown) = offline_locations(
-            enabled,
+            &enabled,
             now,
             self.th,
             ctx.cfg.entity.location_min_displays,
@@ -1024,19 +1090,26 @@ impl FleetRun<'_> {
     }
 
     /// 6.3.5 (complete scans): online, no `currentPlaylistId`, no schedule active now → info `no_content`.
-    fn no_content(&mut self, enabled: &[&Value], scan: &Scan, skip: &HashSet<String>) {
-        let group_map = common::group_members(&scan.groups.items);
-        let schedules: Vec<&Value> = scan.schedules.items.iter().collect();
-        for d in enabled {
-            let id = common::id_of(d);
-            if skip.contains(&id)
+    fn no_content(
+        &mut self,
+        enabled: &[(u32, &FleetDisplay)],
+        scan: &Scan,
+        skip: &HashSet<String>,
+    ) {
+        let ids = DisplayIds::build(scan.displays.iter().map(|d| &*d.display.id));
+        let group_map = Membership::build(&scan.groups, &ids);
+        let schedules: Vec<&Schedule> = scan.schedules.iter().collect();
+        for &(ix, d) in enabled {
+            let id = &*d.display.id;
+            if skip.contains(id)
                 || !matches!(classify(d, self.now, self.th), Class::Online(_))
-                || !d.get("currentPlaylistId").is_none_or(Value::is_null)
+                || d.display.current_playlist != CurrentPlaylist::Null
             {
                 continue;
             }
-            let label = common::display_label(d);
-            match common::any_schedule_active_for(d, &schedules, &group_map, self.now) {
+            let label = d.display.label();
+            match common::any_schedule_active_for(&d.display, ix, &schedules, &group_map, self.now)
+            {
                 Some(true) => {}
                 Some(false) => {
                     self.o.note(format!(
@@ -1046,7 +1119,7 @@ impl FleetRun<'_> {
                         NO_CONTENT,
                         Severity::Info,
                         "display",
-                        &id,
+                        id,
                         format!(
                             "Display \"{label}\" is online but has no current playlist and no schedule active now"
                         ),
@@ -1055,7 +1128,7 @@ impl FleetRun<'_> {
                     ));
                 }
                 None => {
-                    self.o.unexamined.insert(id_for(NO_CONTENT, &id));
+                    self.o.unexamined.insert(id_for(NO_CONTENT, id));
                     self.o.note(format!(
                         "no-content check of \"{label}\" not examined (group membership or schedule fields unknown)"
                     ));
@@ -1566,12 +1639,12 @@ impl FleetRun<'_> {
     /// Prior incidents of displays that no longer exist (unfiltered set, complete list) close through the sweep;
     /// the suffix says why. Disabled displays still exist: theirs close without a suffix.
     fn explain_gone(&mut self, scan: &Scan) {
-        if !scan.displays.complete {
+        if !scan.displays_walk.complete {
             return;
         }
-        let all: HashSet<String> = scan.displays.items.iter().map(common::id_of).collect();
+        let all: HashSet<&str> = scan.displays.iter().map(|d| &*d.display.id).collect();
         for (id, p) in &self.priors {
-            if p.is_active() && p.target == "display" && !all.contains(&p.target_id) {
+            if p.is_active() && p.target == "display" && !all.contains(p.target_id.as_str()) {
                 self.o
                     .resolve_suffix
                     .entry(id.clone())
@@ -1585,7 +1658,7 @@ impl FleetRun<'_> {
     fn stats(
         &mut self,
         scan: &Scan,
-        enabled: &[&Value],
+        enabled: &[(u32, &FleetDisplay)],
         disabled: usize,
         obs: &[Obs],
         in_offline_locations: usize,
@@ -1609,7 +1682,7 @@ impl FleetRun<'_> {
         stats.insert(
             "fleet".into(),
             json!({
-                "displays": scan.displays.items.len(),
+                "displays": scan.displays.len(),
                 "enabled": enabled.len(),
                 "disabled": disabled,
                 "online": count(|c| matches!(c, Class::Online(_))),
@@ -1700,6 +1773,24 @@ fn audit_verification(
     }
 }
 
+/// Keeps, of a display walk, only the whole rows of the displays being verified (their ids in `wanted`).
+struct PendingRows {
+    wanted: HashSet<String>,
+    rows: HashMap<String, Value>,
+}
+
+impl ItemSink for PendingRows {
+    fn item(&mut self, item: Value) {
+        let (id, _) = id_text(&item);
+        if self.wanted.contains(&*id) {
+            self.rows.entry(id.into()).or_insert(item);
+        }
+    }
+    fn restart(&mut self) {
+        self.rows.clear();
+    }
+}
+
 /// The verification reads: `GET /displays/:id` each, or one fresh `/displays` walk when more than
 /// [`MAX_DETAIL_VERIFICATIONS`] are pending. Per display: `Ok(Some(row))`, `Ok(None)` = gone, `Err` = unknown.
 async fn read_back(
@@ -1710,13 +1801,15 @@ async fn read_back(
     let mut out = HashMap::new();
     let ids: Vec<&str> = pending.iter().map(|p| p.display_id.as_str()).collect();
     if ids.len() > MAX_DETAIL_VERIFICATIONS {
-        match api.walk(DISPLAYS_PATH).await {
+        let mut keep = PendingRows {
+            wanted: ids.iter().copied().map(String::from).collect(),
+            rows: HashMap::new(),
+        };
+        match api.walk_into(DISPLAYS_PATH, &mut keep).await {
             Ok(l) => {
-                let by_id: HashMap<String, &Value> =
-                    l.items.iter().map(|d| (common::id_of(d), d)).collect();
                 for id in ids {
-                    let r = match by_id.get(id) {
-                        Some(d) => Ok(Some((*d).clone())),
+                    let r = match keep.rows.remove(id) {
+                        Some(d) => Ok(Some(d)),
                         None if l.complete => Ok(None),
                         None => Err(format!(
                             "not in the incomplete verification walk ({})",
@@ -1776,11 +1869,15 @@ mod tests {
         })
     }
 
+    fn fd(v: &Value) -> FleetDisplay {
+        FleetDisplay::from_item(v)
+    }
+
     // ---- classification ----
 
     #[test]
     fn heartbeat_ages_classify_at_the_fifteen_and_sixty_minute_edges() {
-        let c = |m| classify(&display("a", Some(m), None), t0(), TH);
+        let c = |m| classify(&fd(&display("a", Some(m), None)), t0(), TH);
         assert_eq!(c(14.9), Class::Online(894));
         assert_eq!(c(15.0), Class::Offline(900));
         assert_eq!(c(59.9), Class::Offline(3594));
@@ -1790,12 +1887,12 @@ mod tests {
     #[test]
     fn never_paired_paired_without_heartbeat_and_unparseable_are_distinct() {
         let mut d = display("a", None, None);
-        assert_eq!(classify(&d, t0(), TH), Class::Persistent(None));
+        assert_eq!(classify(&fd(&d), t0(), TH), Class::Persistent(None));
         d["pairedAt"] = Value::Null;
-        assert_eq!(classify(&d, t0(), TH), Class::NeverPaired);
+        assert_eq!(classify(&fd(&d), t0(), TH), Class::NeverPaired);
         let mut u = display("b", None, None);
         u["lastHeartbeat"] = json!("last tuesday");
-        assert_eq!(classify(&u, t0(), TH), Class::Unknown);
+        assert_eq!(classify(&fd(&u), t0(), TH), Class::Unknown);
         assert!(!Class::Unknown.is_offline());
     }
 
@@ -1819,7 +1916,8 @@ mod tests {
             display("c", Some(39.0), Some("harrogate james street")),
             display("d", Some(200.0), Some("HARROGATE JAMES STREET")),
         ];
-        let refs: Vec<&Value> = ds.iter().collect();
+        let recs: Vec<FleetDisplay> = ds.iter().map(fd).collect();
+        let refs: Vec<&FleetDisplay> = recs.iter().collect();
         let (locs, unknown) = offline_locations(&refs, t0(), TH, 3, "org-x");
         assert!(unknown.is_empty());
         assert_eq!(locs.len(), 1);
@@ -1840,7 +1938,8 @@ mod tests {
             display("d", Some(40.0), Some("York")),
             display("e", Some(40.0), Some("York")),
         ];
-        let refs: Vec<&Value> = ds.iter().collect();
+        let recs: Vec<FleetDisplay> = ds.iter().map(fd).collect();
+        let refs: Vec<&FleetDisplay> = recs.iter().collect();
         let (locs, _) = offline_locations(&refs, t0(), TH, 3, "org-x");
         assert!(locs.is_empty(), "{locs:?}");
     }
@@ -1857,7 +1956,8 @@ mod tests {
             np,
             other_org,
         ];
-        let refs: Vec<&Value> = ds.iter().collect();
+        let recs: Vec<FleetDisplay> = ds.iter().map(fd).collect();
+        let refs: Vec<&FleetDisplay> = recs.iter().collect();
         assert!(offline_locations(&refs, t0(), TH, 3, "x").0.is_empty());
         let (locs, _) = offline_locations(&refs, t0(), TH, 2, "x");
         assert_eq!(locs.len(), 1);
@@ -1874,7 +1974,8 @@ mod tests {
             display("b", Some(40.0), Some("Leeds")),
             u,
         ];
-        let refs: Vec<&Value> = ds.iter().collect();
+        let recs: Vec<FleetDisplay> = ds.iter().map(fd).collect();
+        let refs: Vec<&FleetDisplay> = recs.iter().collect();
         let (locs, unknown) = offline_locations(&refs, t0(), TH, 3, "x");
         assert!(locs.is_empty());
         assert_eq!(unknown, vec!["org-1/leeds".to_string()]);

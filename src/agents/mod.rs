@@ -7,6 +7,7 @@ pub mod common;
 pub mod content_cache;
 pub mod content_lifecycle;
 pub mod db_maintainer;
+pub mod entities;
 pub mod fleet_manager;
 pub mod health_guardian;
 pub mod ops_reporter;

@@ -16,17 +16,16 @@
 
 pub mod detect;
 
-use super::common::{self, display_label, id_of, s};
+use super::common::{self, s};
+use super::entities::{Display, DisplayGroup, PlaylistSummary, Records, Schedule};
 use super::{AgentContext, AgentOutcome, InlineAlert, InlineKind, WriteMode, resolved};
 use crate::model::{AgentName, Incident, Severity, incident_id, ts};
 use crate::state::audit::VerificationLine;
-use crate::vizora::{ApiError, MutationRequest, MutationStatus, VizoraApi};
-use detect::{
-    ActiveFault, ActiveVerdict, Coverage, EntitySets, Fallback, OverlapSchedule, TargetIndex,
-};
+use crate::vizora::{ApiError, ListResult, MutationRequest, MutationStatus, VizoraApi};
+use detect::{ActiveFault, Coverage, EntitySets, Fallback};
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 /// Incident types of this agent (agents.md 3.4).
@@ -280,9 +279,9 @@ impl<'a> Run<'a> {
     }
 
     /// Deactivates a schedule for a 6.4.2 fault and returns the incident in its final status.
-    async fn deactivate(&mut self, sch: &Value, fault: &ActiveFault) -> (Incident, Fix) {
-        let id = id_of(sch);
-        let name = s(sch, "name").unwrap_or(&id).to_string();
+    async fn deactivate(&mut self, sch: &Schedule, fault: &ActiveFault) -> (Incident, Fix) {
+        let id = sch.id.to_string();
+        let name = sch.name_or_id().to_string();
         let kind = fault.kind();
         let path = format!("{SCHEDULES}/{id}");
         let request = format!("PATCH {path} {{\"isActive\":false}}");
@@ -391,13 +390,13 @@ impl<'a> Run<'a> {
     /// follow-up assignments after a deleted-playlist deactivation, which raise nothing themselves).
     async fn assign(
         &mut self,
-        display: &Value,
+        display: &Display,
         fb_id: &str,
         fb_name: &str,
         inc: &mut Incident,
     ) -> Fix {
-        let id = id_of(display);
-        let label = display_label(display);
+        let id = display.id.to_string();
+        let label = display.label().to_string();
         let path = format!("{DISPLAYS}/{id}");
         let request = format!("PATCH {path} {{\"currentPlaylistId\":\"{fb_id}\"}}");
         inc.remediation = format!("Assign the fallback playlist \"{fb_name}\" ({request})");
@@ -431,13 +430,13 @@ impl<'a> Run<'a> {
                 return Fix::NotDone;
             }
             Ok(v) => {
-                if let Some(p) = detect::current_playlist(&v) {
+                if let Some(p) = s(&v, "currentPlaylistId").filter(|p| !p.trim().is_empty()) {
                     inc.remediation = format!(
                         "a fresh read shows playlist {p} already assigned; nothing to write"
                     );
                     return Fix::AlreadyDone(inc.remediation.clone());
                 }
-                if !common::is_enabled_display(&v) {
+                if !common::is_enabled_value(&v) {
                     inc.remediation = "the display is disabled now; nothing to write".into();
                     return Fix::AlreadyDone(inc.remediation.clone());
                 }
@@ -495,20 +494,119 @@ fn named(label: &str, id: &str) -> String {
     }
 }
 
-fn list_summary(name: &str, r: &crate::vizora::ListResult) -> String {
+fn list_summary(name: &str, r: &ListResult) -> String {
     match (r.complete, r.total) {
-        (true, _) => format!("{name} complete ({})", r.items.len()),
+        (true, _) => format!("{name} complete ({})", r.collected),
         (false, Some(t)) => format!(
             "{name} {}/{t} ({})",
-            r.items.len(),
+            r.collected,
             r.reason.as_deref().unwrap_or("incomplete")
         ),
         (false, None) => format!(
             "{name} {}/unknown ({})",
-            r.items.len(),
+            r.collected,
             r.reason.as_deref().unwrap_or("incomplete")
         ),
     }
+}
+
+/// One walked list as typed records, with the walk's completeness (its `items` are empty; `collected` counts).
+#[derive(Debug)]
+pub struct Walked<T> {
+    /// The records in list order.
+    pub items: Vec<T>,
+    /// Completeness, totals, reason and page count of the walk (agents.md 5.4).
+    pub walk: ListResult,
+}
+
+/// The inputs of one run (agents.md 6.4 "Inputs"), held as typed records (about 100–300 bytes per entity).
+#[derive(Debug)]
+pub struct Observation {
+    /// `GET /organizations/current` when it answered with an object; `None` = the fallback is unknown this run.
+    pub org: Option<Value>,
+    /// Why `org` is `None` (logged as a warning), when it is.
+    pub org_warning: Option<String>,
+    pub schedules: Walked<Schedule>,
+    pub displays: Walked<Display>,
+    pub playlists: Walked<PlaylistSummary>,
+    pub groups: Walked<DisplayGroup>,
+}
+
+impl Observation {
+    /// `scanComplete`: all four walks complete.
+    pub fn complete(&self) -> bool {
+        self.schedules.walk.complete
+            && self.displays.walk.complete
+            && self.playlists.walk.complete
+            && self.groups.walk.complete
+    }
+
+    /// Positions of the enabled displays (`isDisabled !== true`), in list order.
+    pub fn enabled(&self) -> Vec<u32> {
+        (0..self.displays.items.len() as u32)
+            .filter(|&i| self.displays.items[i as usize].enabled)
+            .collect()
+    }
+}
+
+/// Reads the inputs (agents.md 6.4): `GET /organizations/current` first (its request performs the run's single lazy
+/// login, so the walks share that session), then the four page walks concurrently, each item converted to its typed
+/// record as its page arrives ([`crate::vizora::VizoraApi::walk_into`]; no page of JSON is kept). `Err(reason)` when
+/// a list's first page fails or has an unknown shape, or the organisation read fails fatally (session lost):
+/// exit 2 without a state write.
+pub async fn observe(api: &dyn VizoraApi) -> Result<Observation, String> {
+    let rorg = api.get(ORG).await;
+    let (mut s, mut d, mut p, mut g) = (
+        Records::<Schedule>::default(),
+        Records::<Display>::default(),
+        Records::<PlaylistSummary>::default(),
+        Records::<DisplayGroup>::default(),
+    );
+    let (rs, rd, rp, rg) = tokio::join!(
+        api.walk_into(SCHEDULES, &mut s),
+        api.walk_into(DISPLAYS, &mut d),
+        api.walk_into(PLAYLISTS, &mut p),
+        api.walk_into(GROUPS, &mut g)
+    );
+    let fail = |path: &str, e: ApiError| format!("cannot read {path}: {e}");
+    let rs = rs.map_err(|e| fail(SCHEDULES, e))?;
+    let rd = rd.map_err(|e| fail(DISPLAYS, e))?;
+    let rp = rp.map_err(|e| fail(PLAYLISTS, e))?;
+    let rg = rg.map_err(|e| fail(GROUPS, e))?;
+    let (org, org_warning) = match rorg {
+        Ok(v) if v.is_object() => (Some(v), None),
+        Ok(_) => (
+            None,
+            Some(format!(
+                "{ORG}: unexpected body; the fallback playlist is unknown this run"
+            )),
+        ),
+        Err(e) if e.is_fatal() => return Err(format!("cannot read {ORG}: {e}")),
+        Err(e) => (
+            None,
+            Some(format!("{e}; the fallback playlist is unknown this run")),
+        ),
+    };
+    Ok(Observation {
+        org,
+        org_warning,
+        schedules: Walked {
+            items: s.items,
+            walk: rs,
+        },
+        displays: Walked {
+            items: d.items,
+            walk: rd,
+        },
+        playlists: Walked {
+            items: p.items,
+            walk: rp,
+        },
+        groups: Walked {
+            items: g.items,
+            walk: rg,
+        },
+    })
 }
 
 /// Runs schedule-doctor once (agents.md 6.4). See the module documentation for the steps; exit codes, sweeps and the
@@ -519,57 +617,22 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     let api = r.api.clone();
 
     // ── Inputs ──
-    // The organisation first: its request performs the run's single lazy login, so the four concurrent walks
-    // (agents.md 5.4) share that session instead of racing to log in each.
-    let rorg = api.get(ORG).await;
-    let (rs, rd, rp, rg) = tokio::join!(
-        api.walk(SCHEDULES),
-        api.walk(DISPLAYS),
-        api.walk(PLAYLISTS),
-        api.walk(GROUPS)
-    );
-    let mut lists = Vec::with_capacity(4);
-    for (path, res) in [
-        (SCHEDULES, rs),
-        (DISPLAYS, rd),
-        (PLAYLISTS, rp),
-        (GROUPS, rg),
-    ] {
-        match res {
-            Ok(l) => lists.push(l),
-            Err(e) => {
-                r.fail(format!("cannot read {path}: {e}"), WriteMode::None);
-                return r.o;
-            }
-        }
-    }
-    let org = match rorg {
-        Ok(v) if v.is_object() => Some(v),
-        Ok(_) => {
-            ctx.warn(format!(
-                "{ORG}: unexpected body; the fallback playlist is unknown this run"
-            ));
-            None
-        }
-        Err(e) if e.is_fatal() => {
-            r.fail(format!("cannot read {ORG}: {e}"), WriteMode::None);
+    let obs = match observe(api.as_ref()).await {
+        Ok(o) => o,
+        Err(reason) => {
+            r.fail(reason, WriteMode::None);
             return r.o;
         }
-        Err(e) => {
-            ctx.warn(format!("{e}; the fallback playlist is unknown this run"));
-            None
-        }
     };
-    let (ls, ld, lp, lg) = (&lists[0], &lists[1], &lists[2], &lists[3]);
-    let scan_complete = ls.complete && ld.complete && lp.complete && lg.complete;
-    let schedules = &ls.items;
-    let displays = &ld.items;
-    let playlists = &lp.items;
-    let groups = &lg.items;
-    let enabled: Vec<&Value> = displays
-        .iter()
-        .filter(|d| common::is_enabled_display(d))
-        .collect();
+    if let Some(w) = &obs.org_warning {
+        ctx.warn(w);
+    }
+    let scan_complete = obs.complete();
+    let schedules = &obs.schedules.items;
+    let displays = &obs.displays.items;
+    let playlists = &obs.playlists.items;
+    let groups = &obs.groups.items;
+    let enabled = obs.enabled();
     let disabled = displays.len() - enabled.len();
     ctx.info(format!(
         "fetched {} schedules, {} displays ({} enabled), {} playlists, {} groups",
@@ -582,17 +645,18 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     if disabled > 0 {
         ctx.info(format!("skipping {disabled} disabled display(s)"));
     }
-    let org_id = org
+    let org_id = obs
+        .org
         .as_ref()
         .and_then(|o| s(o, "id").map(String::from))
         .or_else(|| api.organization_id());
 
     if !scan_complete {
         let detail = [
-            list_summary("schedules", ls),
-            list_summary("displays", ld),
-            list_summary("playlists", lp),
-            list_summary("display-groups", lg),
+            list_summary("schedules", &obs.schedules.walk),
+            list_summary("displays", &obs.displays.walk),
+            list_summary("playlists", &obs.playlists.walk),
+            list_summary("display-groups", &obs.groups.walk),
         ]
         .join("; ");
         ctx.warn(format!(
@@ -613,43 +677,29 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
 
     // ── 6.4.2 Active schedules ──
     let sets = scan_complete.then(|| EntitySets::new(playlists, displays, groups));
+    let checks = detect::check_schedules(schedules, now, sets.as_ref());
     let mut unexamined: HashSet<String> = HashSet::new();
-    let mut inactive_now: HashSet<usize> = HashSet::new();
-    let mut remaining: Vec<usize> = Vec::new();
-    let mut faults: Vec<(usize, ActiveFault)> = Vec::new();
-    let mut active_count = 0usize;
-    for (i, sch) in schedules.iter().enumerate() {
-        match detect::check_active(sch, now, sets.as_ref()) {
-            ActiveVerdict::Inactive => {}
-            ActiveVerdict::Fault(f) => {
-                active_count += 1;
-                faults.push((i, f));
-            }
-            ActiveVerdict::Healthy { end_known } => {
-                active_count += 1;
-                if !end_known {
-                    ctx.warn(format!(
-                        "schedule {}: endDate {:?} is unparseable; not examined",
-                        id_of(sch),
-                        sch.get("endDate")
-                    ));
-                    unexamined.insert(incident_id(AGENT, "past_end_schedule", &id_of(sch)));
-                    unexamined.insert(incident_id(AGENT, "empty_playlist_schedule", &id_of(sch)));
-                }
-                remaining.push(i);
-            }
-        }
+    for &i in &checks.end_unknown {
+        let sch = &schedules[i];
+        ctx.warn(format!(
+            "schedule {}: endDate {:?} is unparseable; not examined",
+            sch.id,
+            sch.end_text.as_deref().unwrap_or("(not a string)")
+        ));
+        unexamined.insert(incident_id(AGENT, "past_end_schedule", &sch.id));
+        unexamined.insert(incident_id(AGENT, "empty_playlist_schedule", &sch.id));
     }
-    let mut follow_up_schedule_ids: Vec<String> = Vec::new();
+    let mut inactive_now: Vec<bool> = vec![false; schedules.len()];
+    let mut follow_up_schedules: Vec<usize> = Vec::new();
     let mut unremediated: HashSet<String> = HashSet::new();
-    for (i, fault) in &faults {
+    for (i, fault) in &checks.faults {
         let sch = &schedules[*i];
         let (inc, fix) = r.deactivate(sch, fault).await;
         let label = format!(
             "{} \"{}\" ({})",
             fault.kind(),
-            s(sch, "name").unwrap_or_default(),
-            id_of(sch)
+            sch.name.as_deref().unwrap_or_default(),
+            sch.id
         );
         let outcome = match &fix {
             Fix::Verified => "deactivated, verified".to_string(),
@@ -660,16 +710,16 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         r.note(format!("{label}: {} — {outcome}", fault.reason()));
         match &fix {
             Fix::Verified | Fix::Planned | Fix::AlreadyDone(_) => {
-                inactive_now.insert(*i);
+                inactive_now[*i] = true;
                 if matches!(fault, ActiveFault::DeletedPlaylist { .. })
                     && matches!(fix, Fix::Verified | Fix::Planned)
                 {
-                    follow_up_schedule_ids.push(id_of(sch));
+                    follow_up_schedules.push(*i);
                 }
             }
             Fix::NotDone => {
                 if !matches!(fault, ActiveFault::PastEnd { .. }) {
-                    unremediated.insert(id_of(sch));
+                    unremediated.insert(sch.id.to_string());
                 }
             }
         }
@@ -686,22 +736,22 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         "playlists": playlists.len(),
         "groups": groups.len(),
         "scanComplete": scan_complete,
-        "activeSchedules": active_count,
+        "activeSchedules": checks.active,
     });
 
-    if scan_complete && !r.aborted {
+    if let Some(sets) = &sets
+        && !r.aborted
+    {
         complete_scan_checks(
             &mut r,
             CompleteInputs {
-                schedules,
-                playlists,
-                groups,
+                obs: &obs,
+                sets,
                 enabled: &enabled,
-                org: org.as_ref(),
                 org_id: org_id.as_deref(),
-                remaining: &remaining,
+                remaining: &checks.remaining,
                 inactive_now: &inactive_now,
-                follow_up_schedules: &follow_up_schedule_ids,
+                follow_up_schedules: &follow_up_schedules,
                 unremediated: &unremediated,
             },
             &mut unexamined,
@@ -820,18 +870,17 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
 }
 
 struct CompleteInputs<'x> {
-    schedules: &'x [Value],
-    playlists: &'x [Value],
-    groups: &'x [Value],
-    enabled: &'x [&'x Value],
-    org: Option<&'x Value>,
+    obs: &'x Observation,
+    sets: &'x EntitySets<'x>,
+    /// Positions of the enabled displays.
+    enabled: &'x [u32],
     org_id: Option<&'x str>,
     /// Active schedules without a 6.4.2 fault.
     remaining: &'x [usize],
-    /// Schedules deactivated (or found inactive, or planned in a dry run) this run.
-    inactive_now: &'x HashSet<usize>,
-    /// Ids of schedules whose deleted-playlist deactivation succeeded (or is planned).
-    follow_up_schedules: &'x [String],
+    /// Schedules deactivated (or found inactive, or planned in a dry run) this run, by position.
+    inactive_now: &'x [bool],
+    /// Positions of schedules whose deleted-playlist deactivation succeeded (or is planned).
+    follow_up_schedules: &'x [usize],
     /// Ids of still-active schedules whose 6.4.2 deactivation failed (not past end): overlap verdicts unknown.
     unremediated: &'x HashSet<String>,
 }
@@ -845,14 +894,13 @@ async fn complete_scan_checks(
 ) {
     let ctx = r.ctx;
     let now = ctx.started;
-    let members = common::group_members(inp.groups);
-    let playlist_by_id: HashMap<String, &Value> =
-        inp.playlists.iter().map(|p| (id_of(p), p)).collect();
+    let schedules = &inp.obs.schedules.items;
+    let displays = &inp.obs.displays.items;
 
     // ── 6.4.1 Fallback ──
     let (fallback, warnings) = detect::resolve_fallback(
-        inp.org,
-        inp.playlists,
+        inp.obs.org.as_ref(),
+        &inp.obs.playlists.items,
         ctx.cfg.entity.fallback_playlist_id.as_deref(),
     );
     for w in warnings {
@@ -886,85 +934,68 @@ async fn complete_scan_checks(
     }
 
     // ── 6.4.3 Empty playlists (remaining active, not-ended schedules) ──
-    let ended_unknown: HashSet<usize> = inp
-        .remaining
-        .iter()
-        .copied()
-        .filter(|&i| detect::end_date(&inp.schedules[i]) == detect::EndDate::Unparseable)
-        .collect();
-    for &i in inp.remaining {
-        if ended_unknown.contains(&i) {
-            continue;
-        }
-        let sch = &inp.schedules[i];
-        let sid = id_of(sch);
-        let pid = s(sch, "playlistId").unwrap_or_default();
-        let pl = playlist_by_id.get(pid).copied();
-        match detect::playlist_item_count(pl, sch) {
-            None => {
-                unexamined.insert(incident_id(AGENT, "empty_playlist_schedule", &sid));
-            }
-            Some(0) => {
-                let name = s(sch, "name").unwrap_or(&sid);
-                let pname = pl.and_then(|p| s(p, "name")).unwrap_or(pid);
-                let until = s(sch, "endDate")
-                    .map(|e| format!("until {e}"))
-                    .unwrap_or("with no end date".into());
-                let inc = ctx.incident(
-                    "empty_playlist_schedule",
-                    Severity::Warning,
-                    "schedule",
-                    &sid,
-                    format!(
-                        "Schedule \"{name}\" ({sid}) is active {until} but its playlist \"{pname}\" ({pid}) has 0 items: \
-                         its displays show nothing while it applies"
-                    ),
-                    format!(
-                        "Add content to playlist \"{pname}\", point the schedule at a playlist with content, or \
-                         deactivate it (PATCH {SCHEDULES}/{sid} {{\"isActive\":false}})"
-                    ),
-                );
-                r.note(format!(
-                    "empty_playlist_schedule \"{name}\" ({sid}): playlist \"{pname}\" has 0 items"
-                ));
-                r.o.raise(inc);
-            }
-            Some(_) => {}
-        }
+    let empty = detect::empty_playlists(schedules, inp.remaining, inp.sets);
+    for &i in &empty.unknown {
+        unexamined.insert(incident_id(
+            AGENT,
+            "empty_playlist_schedule",
+            &schedules[i].id,
+        ));
+    }
+    for &i in &empty.findings {
+        let sch = &schedules[i];
+        let sid = &*sch.id;
+        let name = sch.name_or_id();
+        let pid = sch.playlist_id.as_deref().unwrap_or_default();
+        let pname = inp
+            .sets
+            .playlist(pid)
+            .and_then(|p| p.name.as_deref())
+            .unwrap_or(pid);
+        let until = sch
+            .end_text
+            .as_deref()
+            .map(|e| format!("until {e}"))
+            .unwrap_or("with no end date".into());
+        let inc = ctx.incident(
+            "empty_playlist_schedule",
+            Severity::Warning,
+            "schedule",
+            sid,
+            format!(
+                "Schedule \"{name}\" ({sid}) is active {until} but its playlist \"{pname}\" ({pid}) has 0 items: \
+                 its displays show nothing while it applies"
+            ),
+            format!(
+                "Add content to playlist \"{pname}\", point the schedule at a playlist with content, or \
+                 deactivate it (PATCH {SCHEDULES}/{sid} {{\"isActive\":false}})"
+            ),
+        );
+        r.note(format!(
+            "empty_playlist_schedule \"{name}\" ({sid}): playlist \"{pname}\" has 0 items"
+        ));
+        r.o.raise(inc);
     }
 
     // ── 6.4.3 Overlaps ──
-    let index = TargetIndex::build(inp.schedules, inp.remaining.iter().copied(), &members);
-    let mut parsed: Vec<Option<OverlapSchedule>> = vec![None; inp.schedules.len()];
-    let mut overlap_blind: HashSet<String> = inp.unremediated.clone();
-    for &i in inp.remaining {
-        let p = if ended_unknown.contains(&i) {
-            None
-        } else {
-            OverlapSchedule::parse(&inp.schedules[i])
-        };
-        if p.is_none() {
-            overlap_blind.insert(id_of(&inp.schedules[i]));
-        }
-        parsed[i] = p;
-    }
-    for &i in &index.unknown_membership {
-        overlap_blind.insert(id_of(&inp.schedules[i]));
-    }
-    let ov = detect::find_overlaps(
+    let cap = ctx.cfg.entity.overlap_max_comparisons;
+    let (ov, blind) = detect::overlaps(
+        schedules,
+        displays,
         inp.enabled,
-        &index,
-        &parsed,
-        ctx.cfg.entity.overlap_max_comparisons,
+        inp.remaining,
+        inp.sets,
+        cap,
     );
+    let mut overlap_blind: HashSet<&str> = inp.unremediated.iter().map(String::as_str).collect();
+    overlap_blind.extend(blind.iter().map(|&i| &*schedules[i].id));
     if !ov.capped_displays.is_empty() {
         ctx.warn(format!(
-            "{} display(s) hit OPS_OVERLAP_MAX_COMPARISONS ({}); their overlap verdicts are not examined",
+            "{} display(s) hit OPS_OVERLAP_MAX_COMPARISONS ({cap}); their overlap verdicts are not examined",
             ov.capped_displays.len(),
-            ctx.cfg.entity.overlap_max_comparisons
         ));
     }
-    overlap_blind.extend(ov.capped_schedules.iter().cloned());
+    overlap_blind.extend(ov.capped_schedules.iter().map(String::as_str));
     for pair in ov.pairs.values() {
         let inc = ctx.incident(
             "schedule_overlap",
@@ -991,74 +1022,46 @@ async fn complete_scan_checks(
     }
 
     // ── 6.4.4 Coverage (after this run's deactivations) ──
-    let still_active: Vec<usize> = (0..inp.schedules.len())
-        .filter(|i| !inp.inactive_now.contains(i))
-        .filter(|&i| inp.schedules[i].get("isActive").and_then(Value::as_bool) == Some(true))
-        .collect();
-    let cov_index = TargetIndex::build(inp.schedules, still_active.iter().copied(), &members);
-    let maybe: Vec<&Value> = cov_index
-        .unknown_membership
-        .iter()
-        .map(|&i| &inp.schedules[i])
-        .collect();
-    let follow_up: HashSet<String> = {
-        let ids: HashSet<&str> = inp.follow_up_schedules.iter().map(String::as_str).collect();
-        let deact_index = TargetIndex::build(
-            inp.schedules,
-            (0..inp.schedules.len()).filter(|&i| ids.contains(id_of(&inp.schedules[i]).as_str())),
-            &members,
-        );
-        deact_index.by_display.keys().cloned().collect()
-    };
-    let mut assigned_once: HashSet<String> = HashSet::new();
+    let cov = detect::coverage_verdicts(
+        schedules,
+        displays,
+        inp.enabled,
+        inp.sets,
+        inp.inactive_now,
+        inp.follow_up_schedules,
+        now,
+    );
+    let mut assigned_once: HashSet<u32> = HashSet::new();
     let mut gaps = 0usize;
-    let mut tz_fallbacks = 0usize;
-    for d in inp.enabled.iter().copied() {
-        if detect::current_playlist(d).is_some() {
-            continue;
-        }
-        let did = id_of(d);
-        let reaching: Vec<&Value> = cov_index
-            .for_display(&did)
-            .iter()
-            .map(|&i| &inp.schedules[i])
-            .collect();
-        let verdict = detect::coverage(d, &reaching, &maybe, now);
-        let label = display_label(d);
-        let (tz, fell_back) = common::display_tz(d);
-        if fell_back {
-            tz_fallbacks += 1;
-        }
-        let is_follow_up = follow_up.contains(&did);
-        match verdict {
-            Coverage::Covered if !is_follow_up => continue,
-            Coverage::Unknown if !is_follow_up => {
-                unexamined.insert(incident_id(AGENT, "coverage_gap", &did));
+    for dc in &cov.displays {
+        let d = &displays[dc.display as usize];
+        let did = &*d.id;
+        let label = d.label();
+        let (tz, fell_back) = d.tz();
+        if dc.verdict == Coverage::Unknown {
+            unexamined.insert(incident_id(AGENT, "coverage_gap", did));
+            if !dc.follow_up {
                 continue;
             }
-            _ => {}
         }
-        if verdict == Coverage::Unknown {
-            unexamined.insert(incident_id(AGENT, "coverage_gap", &did));
-        }
-        let gap = verdict == Coverage::Gap;
+        let gap = dc.verdict == Coverage::Gap;
         let local = now.with_timezone(&tz).format("%a %H:%M");
         let mut inc = ctx.incident(
             "coverage_gap",
             Severity::Warning,
             "display",
-            &did,
+            did,
             format!(
                 "Display {} is enabled, has no currentPlaylistId and no schedule is active now \
                  ({local} {}{}; {} active schedule(s) target it): it has nothing to play",
-                named(&label, &did),
+                named(label, did),
                 tz.name(),
                 if fell_back {
                     ", timezone missing or invalid so UTC"
                 } else {
                     ""
                 },
-                reaching.len()
+                dc.reaching
             ),
             String::new(),
         );
@@ -1067,7 +1070,7 @@ async fn complete_scan_checks(
         }
         let fix = match &fallback {
             Fallback::Valid { id, name, .. } => {
-                if !assigned_once.insert(did.clone()) {
+                if !assigned_once.insert(dc.display) {
                     continue;
                 }
                 Some(r.assign(d, id, name, &mut inc).await)
@@ -1111,13 +1114,13 @@ async fn complete_scan_checks(
             // Follow-up of a deleted-playlist deactivation: an assignment, not a coverage finding.
             r.note(format!(
                 "fallback for display {} after its deleted-playlist schedule was deactivated: {outcome}",
-                named(&label, &did)
+                named(label, did)
             ));
             continue;
         }
         r.note(format!(
             "coverage_gap display {}: {outcome}",
-            named(&label, &did)
+            named(label, did)
         ));
         let now2 = ctx.now();
         match fix {
@@ -1137,9 +1140,10 @@ async fn complete_scan_checks(
             _ => r.o.raise(inc),
         }
     }
-    if tz_fallbacks > 0 {
+    if cov.tz_fallbacks > 0 {
         ctx.info(format!(
-            "{tz_fallbacks} display(s) without content have a missing or invalid timezone: judged in UTC"
+            "{} display(s) without content have a missing or invalid timezone: judged in UTC",
+            cov.tz_fallbacks
         ));
     }
     if let Value::Object(m) = stats {

@@ -1,16 +1,20 @@
-//! Pure detection rules of schedule-doctor (agents.md 6.4), over API JSON: fallback playlist resolution (6.4.1), the
-//! first-match checks of active schedules (6.4.2), playlist item counts and equal-priority overlaps (6.4.3) and the
-//! coverage verdict of a display (6.4.4). No I/O and no clock: `now` is always passed in (the run's start).
+//! Pure detection rules of schedule-doctor (agents.md 6.4), over the typed records of [`crate::agents::entities`]:
+//! fallback playlist resolution (6.4.1), the first-match checks of active schedules (6.4.2), playlist item counts and
+//! equal-priority overlaps (6.4.3) and the coverage verdicts of displays (6.4.4). No I/O and no clock: `now` is always
+//! passed in (the run's start).
 //!
-//! Time model (agents.md 6.0): weekly minute intervals from [`common::weekly_intervals`] in the display's IANA time
-//! zone, intersected under week shifts −1/0/+1 by [`common::first_intersection`].
+//! Entities are referred to by their position in the walked lists (`u32`/`usize` indexes), so detection allocates
+//! strings only for findings. Time model (agents.md 6.0): weekly minute intervals from [`common::weekly_intervals`]
+//! in the display's IANA time zone, intersected under week shifts −1/0/+1 by [`common::first_intersection`].
 
-use crate::agents::common::{self, display_label, display_tz, id_of, s};
-use crate::model::parse_ts;
+use crate::agents::common::{self, DisplayIds, Intervals, Membership};
+use crate::agents::entities::{
+    CurrentPlaylist, Display, DisplayGroup, FastMap, PlaylistSummary, Schedule, TsField, Week,
+};
 use chrono::{DateTime, Datelike, Duration, Utc};
 use chrono_tz::Tz;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// Minutes in a day.
 const DAY_MINUTES: i64 = 1440;
@@ -68,7 +72,7 @@ pub enum Fallback {
 /// string is unset.
 pub fn resolve_fallback(
     org: Option<&Value>,
-    playlists: &[Value],
+    playlists: &[PlaylistSummary],
     env_id: Option<&str>,
 ) -> (Fallback, Vec<String>) {
     let mut warnings = Vec::new();
@@ -98,14 +102,15 @@ pub fn resolve_fallback(
         }
     };
     let chosen = chosen.or_else(|| {
-        let org_id = s(org, "id");
-        let mut defaults: Vec<&Value> = playlists
+        let org_id = common::s(org, "id");
+        let mut defaults: Vec<(&PlaylistSummary, Option<DateTime<Utc>>)> = playlists
             .iter()
-            .filter(|p| p.get("isDefault").and_then(Value::as_bool) == Some(true))
-            .filter(|p| match (org_id, s(p, "organizationId")) {
+            .filter_map(|p| p.default.as_deref().map(|d| (p, d)))
+            .filter(|(_, d)| match (org_id, d.organization_id.as_deref()) {
                 (Some(o), Some(po)) => o == po,
                 _ => true,
             })
+            .map(|(p, d)| (p, d.updated_at))
             .collect();
         if defaults.len() > 1 {
             warnings.push(format!(
@@ -113,10 +118,10 @@ pub fn resolve_fallback(
                 defaults.len()
             ));
         }
-        defaults.sort_by_key(|p| s(p, "updatedAt").and_then(parse_ts));
+        defaults.sort_by_key(|(_, updated)| *updated);
         defaults
             .last()
-            .map(|p| (id_of(p), FallbackSource::DefaultPlaylist))
+            .map(|(p, _)| (p.id.to_string(), FallbackSource::DefaultPlaylist))
     });
     let chosen = chosen.or_else(|| {
         env_id
@@ -127,7 +132,7 @@ pub fn resolve_fallback(
     let Some((id, source)) = chosen else {
         return (Fallback::Unconfigured, warnings);
     };
-    let Some(p) = playlists.iter().find(|p| id_of(p) == id) else {
+    let Some(p) = playlists.iter().find(|p| *p.id == *id) else {
         return (
             Fallback::Invalid {
                 reason: format!("playlist {id} does not exist in the organization"),
@@ -137,8 +142,8 @@ pub fn resolve_fallback(
             warnings,
         );
     };
-    let name = s(p, "name").unwrap_or(&id).to_string();
-    match p.get("itemCount").and_then(Value::as_u64) {
+    let name = p.name.as_deref().unwrap_or(&id).to_string();
+    match p.item_count {
         Some(0) => (
             Fallback::Invalid {
                 reason: format!("playlist \"{name}\" ({id}) has 0 items"),
@@ -157,32 +162,154 @@ pub fn resolve_fallback(
     }
 }
 
-// ─── 6.4.2 Active schedules ─────────────────────────────────────────────────────────────────────────────────────────
+// ─── Entity sets and targeting ──────────────────────────────────────────────────────────────────────────────────────
 
-/// The entity sets the existence checks read: the playlist set, the **unfiltered** display set (a disabled display is
-/// a target, agents.md 9.30) and the group set.
-#[derive(Debug, Default)]
+/// The id indexes of a complete scan: playlists, the **unfiltered** displays (a disabled display is a target,
+/// agents.md 9.30) and groups by id (positions in their lists), and the group membership (6.0). The existence checks
+/// of 6.4.2 accept only ids that were JSON strings. Built once per run: one hash of each id and membership.
+#[derive(Debug)]
 pub struct EntitySets<'a> {
-    pub playlists: HashSet<&'a str>,
-    pub displays: HashSet<&'a str>,
-    pub groups: HashSet<&'a str>,
+    /// Playlist id → position (the last one when an id repeats).
+    pub playlists: FastMap<&'a str, u32>,
+    /// Display id → position.
+    pub displays: DisplayIds<'a>,
+    /// Group id → position (the last one when an id repeats).
+    pub groups: FastMap<&'a str, u32>,
+    /// Group id → member display positions, or unknown.
+    pub membership: Membership<'a>,
+    playlist_list: &'a [PlaylistSummary],
+    display_list: &'a [Display],
+    group_list: &'a [DisplayGroup],
 }
 
 impl<'a> EntitySets<'a> {
-    /// Ids of the three lists (items without a string `id` are skipped).
-    pub fn new(playlists: &'a [Value], displays: &'a [Value], groups: &'a [Value]) -> Self {
-        let ids = |v: &'a [Value]| {
-            v.iter()
-                .filter_map(|x| x.get("id").and_then(Value::as_str))
-                .collect()
+    /// Indexes the three lists.
+    pub fn new(
+        playlists: &'a [PlaylistSummary],
+        displays: &'a [Display],
+        groups: &'a [DisplayGroup],
+    ) -> Self {
+        let display_ids = DisplayIds::build(displays.iter().map(|d| &*d.id));
+        let index = |ids: &mut dyn Iterator<Item = &'a str>, n: usize| {
+            let mut m: FastMap<&'a str, u32> = FastMap::default();
+            m.reserve(n);
+            for (i, id) in ids.enumerate() {
+                m.insert(id, i as u32);
+            }
+            m
         };
         EntitySets {
-            playlists: ids(playlists),
-            displays: ids(displays),
-            groups: ids(groups),
+            playlists: index(&mut playlists.iter().map(|p| &*p.id), playlists.len()),
+            groups: index(&mut groups.iter().map(|g| &*g.id), groups.len()),
+            membership: Membership::build(groups, &display_ids),
+            displays: display_ids,
+            playlist_list: playlists,
+            display_list: displays,
+            group_list: groups,
         }
     }
+
+    /// The walked playlist with this id.
+    pub fn playlist(&self, id: &str) -> Option<&'a PlaylistSummary> {
+        self.playlists
+            .get(id)
+            .map(|&i| &self.playlist_list[i as usize])
+    }
+
+    /// A playlist with this (string) id exists.
+    pub fn has_playlist(&self, id: &str) -> bool {
+        self.playlist(id).is_some_and(|p| p.string_id)
+    }
+
+    /// A display with this (string) id exists, enabled or not.
+    pub fn has_display(&self, id: &str) -> bool {
+        self.displays
+            .get(id)
+            .is_some_and(|i| self.display_list[i as usize].string_id)
+    }
+
+    /// A group with this (string) id exists.
+    pub fn has_group(&self, id: &str) -> bool {
+        self.groups
+            .get(id)
+            .is_some_and(|&i| self.group_list[i as usize].string_id)
+    }
+
+    /// Number of displays indexed (the unfiltered list).
+    pub fn display_count(&self) -> usize {
+        self.display_list.len()
+    }
 }
+
+/// Which schedules reach which display (agents.md 6.0 "targets a display"), built in one pass over the schedules
+/// (O(schedules + memberships), plus one sort) instead of testing every pair. Displays are positions in the display
+/// list; the schedules of one display are ascending positions in the schedule list.
+#[derive(Debug, Default)]
+pub struct TargetIndex {
+    /// `targets[offsets[d]..offsets[d + 1]]` are the schedules reaching display `d`.
+    offsets: Vec<u32>,
+    targets: Vec<u32>,
+    /// Positions of schedules whose group has unknown membership (no `displays` array): they may reach any display.
+    pub unknown_membership: Vec<usize>,
+}
+
+impl TargetIndex {
+    /// Indexes the schedules `idx` (positions in `schedules`) against the displays and membership of `sets`:
+    /// `displayId` (non-empty, a listed display) and the members of `displayGroupId` (non-empty). Groups that do not
+    /// exist reach nobody.
+    pub fn build(
+        schedules: &[Schedule],
+        idx: impl IntoIterator<Item = usize>,
+        sets: &EntitySets<'_>,
+    ) -> TargetIndex {
+        let mut t = TargetIndex::default();
+        // (display << 32 | schedule): one sort groups by display, schedules ascending, duplicates adjacent.
+        let mut pairs: Vec<u64> = Vec::new();
+        for i in idx {
+            let sch = &schedules[i];
+            if let Some(d) = sch.display_target()
+                && let Some(di) = sets.displays.get(d)
+            {
+                pairs.push((di as u64) << 32 | i as u64);
+            }
+            if let Some(g) = sch.group_target() {
+                match sets.membership.get(g) {
+                    Some(Some(m)) => pairs.extend(m.iter().map(|&di| (di as u64) << 32 | i as u64)),
+                    Some(None) => t.unknown_membership.push(i),
+                    None => {}
+                }
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        let n = sets.display_count();
+        t.offsets = vec![0u32; n + 1];
+        for &p in &pairs {
+            t.offsets[(p >> 32) as usize + 1] += 1;
+        }
+        for d in 0..n {
+            t.offsets[d + 1] += t.offsets[d];
+        }
+        t.targets = pairs.iter().map(|&p| p as u32).collect();
+        t
+    }
+
+    /// Schedules (positions) reaching display `d` (empty when none).
+    pub fn for_display(&self, d: u32) -> &[u32] {
+        let d = d as usize;
+        if d + 1 >= self.offsets.len() {
+            return &[];
+        }
+        &self.targets[self.offsets[d] as usize..self.offsets[d + 1] as usize]
+    }
+
+    /// Whether any indexed schedule reaches display `d`.
+    pub fn reaches(&self, d: u32) -> bool {
+        !self.for_display(d).is_empty()
+    }
+}
+
+// ─── 6.4.2 Active schedules ─────────────────────────────────────────────────────────────────────────────────────────
 
 /// The first matching fault of an active schedule (agents.md 6.4.2): each ends in one deactivation and one incident.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,71 +357,37 @@ pub enum ActiveVerdict {
     Healthy { end_known: bool },
 }
 
-/// The `endDate` of a schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndDate {
-    /// Null or missing: open-ended.
-    Open,
-    /// A parsed instant.
-    At(DateTime<Utc>),
-    /// Present but not an RFC 3339 string: unknown (agents.md 9.18).
-    Unparseable,
-}
-
-impl EndDate {
-    /// `Some(Some(t))` for an instant, `Some(None)` when open-ended, `None` when unparseable.
-    pub fn known(self) -> Option<Option<DateTime<Utc>>> {
-        match self {
-            EndDate::Open => Some(None),
-            EndDate::At(t) => Some(Some(t)),
-            EndDate::Unparseable => None,
-        }
-    }
-}
-
-/// Reads the `endDate` of a schedule.
-pub fn end_date(sch: &Value) -> EndDate {
-    match sch.get("endDate") {
-        None | Some(Value::Null) => EndDate::Open,
-        Some(Value::String(e)) => parse_ts(e).map_or(EndDate::Unparseable, EndDate::At),
-        Some(_) => EndDate::Unparseable,
-    }
-}
-
 /// Checks 1–3 of agents.md 6.4.2 in order, first match decides. `sets` is `None` when the scan is incomplete: then
 /// only check 1 runs (relational checks need complete lists, 6.0). An unparseable `endDate` skips check 1 only.
-pub fn check_active(sch: &Value, now: DateTime<Utc>, sets: Option<&EntitySets>) -> ActiveVerdict {
-    if sch.get("isActive").and_then(Value::as_bool) != Some(true) {
+pub fn check_active(
+    sch: &Schedule,
+    now: DateTime<Utc>,
+    sets: Option<&EntitySets<'_>>,
+) -> ActiveVerdict {
+    if !sch.active {
         return ActiveVerdict::Inactive;
     }
-    let end = end_date(sch);
-    if let EndDate::At(e) = end
+    if let TsField::At(e) = sch.end
         && e < now
     {
         return ActiveVerdict::Fault(ActiveFault::PastEnd {
-            end: s(sch, "endDate").unwrap_or_default().to_string(),
+            end: sch.end_text.as_deref().unwrap_or_default().to_string(),
         });
     }
-    let end_known = end != EndDate::Unparseable;
+    let end_known = sch.end != TsField::Unparseable;
     let Some(sets) = sets else {
         return ActiveVerdict::Healthy { end_known };
     };
-    let playlist = s(sch, "playlistId").filter(|p| !p.is_empty());
-    if !playlist.is_some_and(|p| sets.playlists.contains(p)) {
+    let playlist = sch.playlist_id.as_deref().filter(|p| !p.is_empty());
+    if !playlist.is_some_and(|p| sets.has_playlist(p)) {
         return ActiveVerdict::Fault(ActiveFault::DeletedPlaylist {
             playlist_id: playlist.map(String::from),
         });
     }
-    let display = s(sch, "displayId").filter(|p| !p.is_empty());
-    let group = s(sch, "displayGroupId").filter(|p| !p.is_empty());
-    let reason = match (display, group) {
+    let reason = match (sch.display_target(), sch.group_target()) {
         (None, None) => Some("it has neither a displayId nor a displayGroupId".to_string()),
-        (Some(d), _) if !sets.displays.contains(d) => {
-            Some(format!("its display {d} does not exist"))
-        }
-        (_, Some(g)) if !sets.groups.contains(g) => {
-            Some(format!("its display group {g} does not exist"))
-        }
+        (Some(d), _) if !sets.has_display(d) => Some(format!("its display {d} does not exist")),
+        (_, Some(g)) if !sets.has_group(g) => Some(format!("its display group {g} does not exist")),
         _ => None,
     };
     match reason {
@@ -303,135 +396,153 @@ pub fn check_active(sch: &Value, now: DateTime<Utc>, sets: Option<&EntitySets>) 
     }
 }
 
+/// 6.4.2 over every schedule (positions in the schedule list).
+#[derive(Debug, Default)]
+pub struct ActiveChecks {
+    /// Active schedules with their first fault, in list order.
+    pub faults: Vec<(usize, ActiveFault)>,
+    /// Active schedules without a fault, in list order.
+    pub remaining: Vec<usize>,
+    /// Those of `remaining` whose `endDate` is unparseable (check 1 and 6.4.3 not examined).
+    pub end_unknown: Vec<usize>,
+    /// Active schedules (`faults` + `remaining`).
+    pub active: usize,
+}
+
+/// Runs [`check_active`] over all schedules (one pass).
+pub fn check_schedules(
+    schedules: &[Schedule],
+    now: DateTime<Utc>,
+    sets: Option<&EntitySets<'_>>,
+) -> ActiveChecks {
+    let mut c = ActiveChecks::default();
+    for (i, sch) in schedules.iter().enumerate() {
+        match check_active(sch, now, sets) {
+            ActiveVerdict::Inactive => {}
+            ActiveVerdict::Fault(f) => {
+                c.active += 1;
+                c.faults.push((i, f));
+            }
+            ActiveVerdict::Healthy { end_known } => {
+                c.active += 1;
+                if !end_known {
+                    c.end_unknown.push(i);
+                }
+                c.remaining.push(i);
+            }
+        }
+    }
+    c
+}
+
 // ─── 6.4.3 Empty playlists ──────────────────────────────────────────────────────────────────────────────────────────
 
 /// The item count of a schedule's playlist (agents.md 6.4.3, 9.18): the walk's `itemCount`, else the schedule's
 /// embedded `playlist._count.items`, else `None` (not examined).
-pub fn playlist_item_count(walk_playlist: Option<&Value>, sch: &Value) -> Option<u64> {
+pub fn playlist_item_count(walk_playlist: Option<&PlaylistSummary>, sch: &Schedule) -> Option<u64> {
     walk_playlist
-        .and_then(|p| p.get("itemCount"))
-        .and_then(Value::as_u64)
-        .or_else(|| {
-            sch.get("playlist")
-                .and_then(|p| p.get("_count"))
-                .and_then(|c| c.get("items"))
-                .and_then(Value::as_u64)
-        })
+        .and_then(|p| p.item_count)
+        .or(sch.embedded_item_count)
 }
 
-// ─── Targeting ──────────────────────────────────────────────────────────────────────────────────────────────────────
-
-/// Which schedules reach which display (agents.md 6.0 "targets a display"), built in one pass over the schedules
-/// (O(schedules + memberships)) instead of testing every pair.
-#[derive(Debug, Default)]
-pub struct TargetIndex {
-    /// display id → indices of the schedules reaching it (directly or through a group with known members).
-    pub by_display: HashMap<String, Vec<usize>>,
-    /// Indices of schedules whose group has unknown membership (no `displays` array): they may reach any display.
-    pub unknown_membership: Vec<usize>,
+/// 6.4.3 empty playlists over the remaining active schedules with a known end.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct EmptyPlaylists {
+    /// Schedules (positions) whose playlist has 0 items.
+    pub findings: Vec<usize>,
+    /// Schedules whose item count is unknown (not examined).
+    pub unknown: Vec<usize>,
 }
 
-impl TargetIndex {
-    /// Indexes the schedules `idx` of `schedules` against `members` ([`common::group_members`]). Groups missing from
-    /// `members` reach nobody.
-    pub fn build(
-        schedules: &[Value],
-        idx: impl IntoIterator<Item = usize>,
-        members: &HashMap<String, Option<HashSet<String>>>,
-    ) -> TargetIndex {
-        let mut t = TargetIndex::default();
-        for i in idx {
-            let sch = &schedules[i];
-            let mut reached: Vec<&str> = Vec::new();
-            if let Some(d) = s(sch, "displayId").filter(|d| !d.is_empty()) {
-                reached.push(d);
-            }
-            if let Some(g) = s(sch, "displayGroupId").filter(|g| !g.is_empty()) {
-                match members.get(g) {
-                    Some(Some(m)) => reached.extend(m.iter().map(String::as_str)),
-                    Some(None) => t.unknown_membership.push(i),
-                    None => {}
-                }
-            }
-            reached.sort_unstable();
-            reached.dedup();
-            for d in reached {
-                t.by_display.entry(d.to_string()).or_default().push(i);
-            }
+/// Finds the remaining active, not-ended schedules on playlists with 0 items (schedules with an unparseable end
+/// are skipped: not examined).
+pub fn empty_playlists(
+    schedules: &[Schedule],
+    remaining: &[usize],
+    sets: &EntitySets<'_>,
+) -> EmptyPlaylists {
+    let mut e = EmptyPlaylists::default();
+    for &i in remaining {
+        let sch = &schedules[i];
+        if sch.end == TsField::Unparseable {
+            continue;
         }
-        t
+        let pl = sets.playlist(sch.playlist_id.as_deref().unwrap_or_default());
+        match playlist_item_count(pl, sch) {
+            None => e.unknown.push(i),
+            Some(0) => e.findings.push(i),
+            Some(_) => {}
+        }
     }
-
-    /// Schedules reaching `display_id` (empty when none).
-    pub fn for_display(&self, display_id: &str) -> &[usize] {
-        self.by_display
-            .get(display_id)
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
-    }
+    e
 }
 
 // ─── 6.4.3 Overlaps ─────────────────────────────────────────────────────────────────────────────────────────────────
 
-/// The fields of a schedule the overlap check reads, parsed once.
-#[derive(Debug, Clone)]
+/// The fields of a schedule the overlap check reads, parsed and validated (24–40 bytes, `Copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OverlapSchedule {
-    pub id: String,
-    pub name: String,
+    /// Position in the schedule list.
+    pub ix: u32,
     pub priority: i64,
     pub start: DateTime<Utc>,
     /// `None` = open-ended.
     pub end: Option<DateTime<Utc>>,
-    /// Weekly intervals (sorted, local minutes of the week).
-    pub intervals: Vec<(i64, i64)>,
+    pub week: Week,
 }
 
 impl OverlapSchedule {
-    /// Parses a schedule; `None` when `startDate`, `endDate`, `priority` or the time fields are malformed (its
-    /// overlap verdicts are then not examined). A missing or null `priority` is the API default 0.
-    pub fn parse(sch: &Value) -> Option<OverlapSchedule> {
-        let priority = match sch.get("priority") {
-            None | Some(Value::Null) => 0,
-            Some(p) => p.as_i64()?,
-        };
+    /// The overlap view of schedule `ix`; `None` when `startDate`, `endDate`, `priority` or the time fields are
+    /// malformed (its overlap verdicts are then not examined).
+    pub fn parse(ix: usize, sch: &Schedule) -> Option<OverlapSchedule> {
         Some(OverlapSchedule {
-            id: id_of(sch),
-            name: s(sch, "name").unwrap_or_default().to_string(),
-            priority,
-            start: parse_ts(s(sch, "startDate")?)?,
-            end: end_date(sch).known()?,
-            intervals: common::weekly_intervals(sch)?,
+            ix: ix as u32,
+            priority: sch.priority?,
+            start: sch.start?,
+            end: match sch.end {
+                TsField::Null => None,
+                TsField::At(t) => Some(t),
+                TsField::Unparseable => return None,
+            },
+            week: sch.week?,
         })
+    }
+
+    /// Its weekly intervals (sorted, local minutes of the week).
+    pub fn intervals(&self) -> Intervals {
+        common::weekly_intervals(&self.week)
     }
 }
 
-/// The local weekdays (0 = Sunday) of the dates from `lo` to `hi` in `tz`, when that span is shorter than 7 days;
-/// `None` when it spans 7 days or more (every weekday counts).
-pub fn local_weekdays(lo: DateTime<Utc>, hi: DateTime<Utc>, tz: Tz) -> Option<HashSet<i64>> {
+/// The local weekdays (bit 0 = Sunday … bit 6 = Saturday) of the dates from `lo` to `hi` in `tz`, when that span is
+/// shorter than 7 days; `None` when it spans 7 days or more (every weekday counts).
+pub fn local_weekdays(lo: DateTime<Utc>, hi: DateTime<Utc>, tz: Tz) -> Option<u8> {
     if hi - lo >= Duration::days(7) {
         return None;
     }
     let mut d = lo.with_timezone(&tz).date_naive();
     let last = hi.with_timezone(&tz).date_naive();
-    let mut out = HashSet::new();
-    while d <= last && out.len() < 7 {
-        out.insert(d.weekday().num_days_from_sunday() as i64);
+    let mut out = 0u8;
+    let mut n = 0;
+    while d <= last && n < 7 {
+        out |= 1 << d.weekday().num_days_from_sunday();
+        n += 1;
         d = d.succ_opt()?;
     }
     Some(out)
 }
 
-/// Clips weekly intervals to the given weekdays at day granularity: each interval is cut at local midnights and
-/// the pieces on other weekdays are dropped (a Saturday 22:00–Sunday 02:00 window keeps only its Sunday part when
-/// only Sunday is inside the dates). Adjacent pieces are merged again; the result stays sorted.
-pub fn clip_to_days(intervals: &[(i64, i64)], days: &HashSet<i64>) -> Vec<(i64, i64)> {
-    let mut out: Vec<(i64, i64)> = Vec::new();
+/// Clips weekly intervals to the weekdays of the bit set `days` at day granularity: each interval is cut at local
+/// midnights and the pieces on other weekdays are dropped (a Saturday 22:00–Sunday 02:00 window keeps only its
+/// Sunday part when only Sunday is inside the dates). Adjacent pieces are merged again; the result stays sorted.
+pub fn clip_to_days(intervals: &[(i64, i64)], days: u8) -> Intervals {
+    let mut out = Intervals::EMPTY;
     for &(a, b) in intervals {
         let mut k = a.div_euclid(DAY_MINUTES);
         while k * DAY_MINUTES < b {
             let lo = a.max(k * DAY_MINUTES);
             let hi = b.min((k + 1) * DAY_MINUTES);
-            if lo < hi && days.contains(&k.rem_euclid(7)) {
+            if lo < hi && days & (1 << k.rem_euclid(7)) != 0 {
                 match out.last_mut() {
                     Some(last) if last.1 == lo => last.1 = hi,
                     _ => out.push((lo, hi)),
@@ -440,7 +551,6 @@ pub fn clip_to_days(intervals: &[(i64, i64)], days: &HashSet<i64>) -> Vec<(i64, 
             k += 1;
         }
     }
-    out.sort_unstable();
     out
 }
 
@@ -456,12 +566,15 @@ pub fn pair_overlap(a: &OverlapSchedule, b: &OverlapSchedule, tz: Tz) -> Option<
     if hi.is_some_and(|h| h < lo) {
         return None;
     }
+    let (ia, ib) = (a.intervals(), b.intervals());
+    if ia.is_empty() || ib.is_empty() {
+        return None;
+    }
     match hi.and_then(|h| local_weekdays(lo, h, tz)) {
-        Some(days) => common::first_intersection(
-            &clip_to_days(&a.intervals, &days),
-            &clip_to_days(&b.intervals, &days),
-        ),
-        None => common::first_intersection(&a.intervals, &b.intervals),
+        Some(days) => {
+            common::first_intersection(&clip_to_days(&ia, days), &clip_to_days(&ib, days))
+        }
+        None => common::first_intersection(&ia, &ib),
     }
 }
 
@@ -478,7 +591,7 @@ pub struct OverlapPair {
     pub displays: Vec<String>,
     /// How many enabled displays they overlap on.
     pub display_count: usize,
-    /// First overlapping window on the first display, e.g. `Sat 09:00–18:00 (Europe/London)`.
+    /// First overlapping window on the first display, e.g. `Sat 09:00–18:00 (Europe/London, on Lobby)`.
     pub window: String,
 }
 
@@ -513,7 +626,7 @@ pub struct OverlapResult {
     pub pairs: BTreeMap<String, OverlapPair>,
     /// Comparisons made (date-overlapping pairs whose weekly windows were intersected).
     pub comparisons: u64,
-    /// Displays where a schedule hit `OPS_OVERLAP_MAX_COMPARISONS`.
+    /// Displays (ids) where a schedule hit `OPS_OVERLAP_MAX_COMPARISONS`.
     pub capped_displays: Vec<String>,
     /// Ids of the schedules of capped displays: their prior overlap incidents are not examined.
     pub capped_schedules: HashSet<String>,
@@ -528,93 +641,171 @@ pub fn pair_key(a: &str, b: &str) -> String {
     }
 }
 
-/// The overlap sweep of agents.md 6.4.3 over `enabled` displays: per display and priority, the reaching schedules
-/// (from `index`, parsed in `parsed`; `None` entries are skipped, their verdicts being unexamined) sorted by start
-/// date; a sweep keeps those whose end (open = never) is ≥ the current start, so only date-overlapping pairs are
-/// compared; at most `cap` comparisons per schedule and display (further ones are skipped and the display is
-/// capped). O(n log n) per display plus the compared pairs.
+/// A pair found during the sweep (schedule positions in key order), before its strings are built.
+struct PairAcc {
+    a: u32,
+    b: u32,
+    priority: i64,
+    displays: Vec<u32>,
+    display_count: usize,
+    /// First display, its window and zone.
+    first: (u32, i64, i64, Tz),
+}
+
+/// The overlap sweep of agents.md 6.4.3 over the `enabled` displays (positions in `displays`): per display and
+/// priority, the reaching schedules (from `index`, parsed in `parsed` by schedule position; `None` entries are
+/// skipped, their verdicts being unexamined) sorted by start date; a sweep keeps those whose end (open = never) is ≥
+/// the current start, so only date-overlapping pairs are compared; at most `cap` comparisons per schedule and display
+/// (further ones are skipped and the display is capped). O(n log n) per display plus the compared pairs; strings are
+/// built only for the pairs found.
 pub fn find_overlaps(
-    enabled: &[&Value],
+    schedules: &[Schedule],
+    displays: &[Display],
+    enabled: &[u32],
     index: &TargetIndex,
     parsed: &[Option<OverlapSchedule>],
     cap: usize,
 ) -> OverlapResult {
     let mut r = OverlapResult::default();
-    for d in enabled {
-        let did = id_of(d);
-        let reach = index.for_display(&did);
+    let mut found: FastMap<(u32, u32), PairAcc> = FastMap::default();
+    let mut list: Vec<&OverlapSchedule> = Vec::new();
+    let mut active: Vec<usize> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    let id = |ix: u32| schedules[ix as usize].id.as_bytes();
+    for &di in enabled {
+        let reach = index.for_display(di);
         if reach.len() < 2 {
             continue;
         }
-        let (tz, _) = display_tz(d);
-        let label = display_label(d);
-        let mut list: Vec<&OverlapSchedule> = reach
-            .iter()
-            .filter_map(|&i| parsed.get(i)?.as_ref())
-            .collect();
-        list.sort_by(|x, y| {
-            (x.priority, x.start, x.id.as_bytes()).cmp(&(y.priority, y.start, y.id.as_bytes()))
-        });
+        let d = &displays[di as usize];
+        let (tz, _) = d.tz();
+        list.clear();
+        list.extend(
+            reach
+                .iter()
+                .filter_map(|&i| parsed.get(i as usize)?.as_ref()),
+        );
+        list.sort_by(|x, y| (x.priority, x.start, id(x.ix)).cmp(&(y.priority, y.start, id(y.ix))));
+        counts.clear();
+        counts.resize(list.len(), 0);
         let mut capped = false;
-        for group in list.chunk_by(|x, y| x.priority == y.priority) {
-            let mut active: Vec<&OverlapSchedule> = Vec::new();
-            let mut counts: HashMap<&str, usize> = HashMap::new();
-            for &cur in group {
-                active.retain(|t| t.end.is_none_or(|e| e >= cur.start));
+        let mut g0 = 0;
+        while g0 < list.len() {
+            let prio = list[g0].priority;
+            let mut g1 = g0;
+            while g1 < list.len() && list[g1].priority == prio {
+                g1 += 1;
+            }
+            active.clear();
+            for c in g0..g1 {
+                let cur = list[c];
+                active.retain(|&t| list[t].end.is_none_or(|e| e >= cur.start));
                 for &t in &active {
-                    let (nc, nt) = (
-                        counts.get(cur.id.as_str()).copied().unwrap_or(0),
-                        counts.get(t.id.as_str()).copied().unwrap_or(0),
-                    );
-                    if nc >= cap || nt >= cap {
+                    if counts[c] >= cap || counts[t] >= cap {
                         capped = true;
                         continue;
                     }
-                    counts.insert(cur.id.as_str(), nc + 1);
-                    counts.insert(t.id.as_str(), nt + 1);
+                    counts[c] += 1;
+                    counts[t] += 1;
                     r.comparisons += 1;
-                    let Some((ws, we)) = pair_overlap(cur, t, tz) else {
+                    let other = list[t];
+                    let Some((ws, we)) = pair_overlap(cur, other, tz) else {
                         continue;
                     };
-                    let key = pair_key(&cur.id, &t.id);
-                    let p = r.pairs.entry(key.clone()).or_insert_with(|| {
-                        let (a, b) = if cur.id.as_bytes() <= t.id.as_bytes() {
-                            (cur, t)
-                        } else {
-                            (t, cur)
-                        };
-                        OverlapPair {
-                            key,
-                            a: (a.id.clone(), a.name.clone()),
-                            b: (b.id.clone(), b.name.clone()),
-                            priority: cur.priority,
-                            displays: Vec::new(),
-                            display_count: 0,
-                            window: format!(
-                                "{} ({}, on {label})",
-                                common::describe_window(ws, we),
-                                tz.name()
-                            ),
-                        }
+                    let (a, b) = if id(cur.ix) <= id(other.ix) {
+                        (cur.ix, other.ix)
+                    } else {
+                        (other.ix, cur.ix)
+                    };
+                    let p = found.entry((a, b)).or_insert_with(|| PairAcc {
+                        a,
+                        b,
+                        priority: prio,
+                        displays: Vec::new(),
+                        display_count: 0,
+                        first: (di, ws, we, tz),
                     });
                     p.display_count += 1;
                     if p.displays.len() < 5 {
-                        p.displays.push(label.clone());
+                        p.displays.push(di);
                     }
                 }
-                active.push(cur);
+                active.push(c);
             }
+            g0 = g1;
         }
         if capped {
-            r.capped_displays.push(did.clone());
+            r.capped_displays.push(d.id.to_string());
             for &i in reach {
-                if let Some(Some(p)) = parsed.get(i) {
-                    r.capped_schedules.insert(p.id.clone());
+                if let Some(Some(p)) = parsed.get(i as usize) {
+                    r.capped_schedules
+                        .insert(schedules[p.ix as usize].id.to_string());
                 }
             }
         }
     }
+    for (_, p) in found {
+        let (sa, sb) = (&schedules[p.a as usize], &schedules[p.b as usize]);
+        let named = |s: &Schedule| {
+            (
+                s.id.to_string(),
+                s.name.as_deref().unwrap_or_default().to_string(),
+            )
+        };
+        let (fd, ws, we, tz) = p.first;
+        let pair = OverlapPair {
+            key: pair_key(&sa.id, &sb.id),
+            a: named(sa),
+            b: named(sb),
+            priority: p.priority,
+            displays: p
+                .displays
+                .iter()
+                .map(|&d| displays[d as usize].label().to_string())
+                .collect(),
+            display_count: p.display_count,
+            window: format!(
+                "{} ({}, on {})",
+                common::describe_window(ws, we),
+                tz.name(),
+                displays[fd as usize].label()
+            ),
+        };
+        r.pairs.insert(pair.key.clone(), pair);
+    }
     r
+}
+
+/// The overlap check of 6.4.3 over the remaining active schedules (positions): parses them (those with an
+/// unparseable end or malformed fields are skipped), indexes their targets and sweeps the enabled displays. Returns
+/// the result and the positions of schedules whose overlap verdicts are not examined (unparseable fields, a group
+/// with unknown membership); the ids of capped schedules are in the result.
+pub fn overlaps(
+    schedules: &[Schedule],
+    displays: &[Display],
+    enabled: &[u32],
+    remaining: &[usize],
+    sets: &EntitySets<'_>,
+    cap: usize,
+) -> (OverlapResult, Vec<usize>) {
+    let index = TargetIndex::build(schedules, remaining.iter().copied(), sets);
+    let mut parsed: Vec<Option<OverlapSchedule>> = vec![None; schedules.len()];
+    let mut blind = Vec::new();
+    for &i in remaining {
+        let sch = &schedules[i];
+        let p = if sch.end == TsField::Unparseable {
+            None
+        } else {
+            OverlapSchedule::parse(i, sch)
+        };
+        if p.is_none() {
+            blind.push(i);
+        }
+        parsed[i] = p;
+    }
+    blind.extend(index.unknown_membership.iter().copied());
+    let r = find_overlaps(schedules, displays, enabled, &index, &parsed, cap);
+    (r, blind)
 }
 
 // ─── 6.4.4 Coverage ─────────────────────────────────────────────────────────────────────────────────────────────────
@@ -634,23 +825,25 @@ pub enum Coverage {
 /// display", in the display's time zone). `reaching` are the schedules that target it and are still active after
 /// this run's deactivations; `maybe_reaching` those of groups with unknown membership. A direct hit decides
 /// `Covered` even when membership elsewhere is unknown.
-pub fn coverage(
-    display: &Value,
-    reaching: &[&Value],
-    maybe_reaching: &[&Value],
+pub fn coverage<'s>(
+    display: &Display,
+    reaching: impl IntoIterator<Item = &'s Schedule>,
+    maybe_reaching: &[&Schedule],
     now: DateTime<Utc>,
 ) -> Coverage {
-    let (tz, _) = display_tz(display);
+    let (tz, _) = display.tz();
+    let minute = std::cell::OnceCell::new();
+    let m = || *minute.get_or_init(|| common::week_minute(now, tz));
     let mut unknown = false;
     for sch in reaching {
-        match common::schedule_active_at(sch, now, tz) {
+        match common::schedule_active_at_minute(sch, now, m) {
             Some(true) => return Coverage::Covered,
             Some(false) => {}
             None => unknown = true,
         }
     }
     for sch in maybe_reaching {
-        if common::schedule_active_at(sch, now, tz) != Some(false) {
+        if common::schedule_active_at_minute(sch, now, m) != Some(false) {
             unknown = true;
         }
     }
@@ -661,9 +854,80 @@ pub fn coverage(
     }
 }
 
-/// `currentPlaylistId` of a display, `None` when null, missing or empty.
-pub fn current_playlist(display: &Value) -> Option<&str> {
-    s(display, "currentPlaylistId").filter(|p| !p.trim().is_empty())
+/// The coverage verdict of one enabled display without `currentPlaylistId` that needs attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisplayCoverage {
+    /// Position in the display list.
+    pub display: u32,
+    pub verdict: Coverage,
+    /// A deleted-playlist schedule deactivated this run targeted it: it gets the fallback whatever the verdict.
+    pub follow_up: bool,
+    /// Active schedules (after this run's deactivations) that target it.
+    pub reaching: usize,
+}
+
+/// 6.4.4 over the enabled displays.
+#[derive(Debug, Default)]
+pub struct CoverageVerdicts {
+    /// Displays without `currentPlaylistId` whose verdict is a gap or unknown, or that are follow-ups, in list order.
+    pub displays: Vec<DisplayCoverage>,
+    /// Displays without `currentPlaylistId` judged in UTC because their time zone is missing or invalid.
+    pub tz_fallbacks: usize,
+    /// Displays without `currentPlaylistId` that a schedule covers now (and that are not follow-ups).
+    pub covered: usize,
+}
+
+/// Coverage of every enabled display without `currentPlaylistId` (agents.md 6.4.4) after this run's deactivations:
+/// `inactive_now[i]` says schedule `i` was deactivated (or planned, or found inactive) this run; `follow_up` are the
+/// positions of schedules whose deleted-playlist deactivation succeeded (or is planned): the displays they targeted
+/// get the fallback too.
+pub fn coverage_verdicts(
+    schedules: &[Schedule],
+    displays: &[Display],
+    enabled: &[u32],
+    sets: &EntitySets<'_>,
+    inactive_now: &[bool],
+    follow_up: &[usize],
+    now: DateTime<Utc>,
+) -> CoverageVerdicts {
+    let still_active = (0..schedules.len())
+        .filter(|&i| !inactive_now.get(i).copied().unwrap_or(false) && schedules[i].active);
+    let cov_index = TargetIndex::build(schedules, still_active, sets);
+    let maybe: Vec<&Schedule> = cov_index
+        .unknown_membership
+        .iter()
+        .map(|&i| &schedules[i])
+        .collect();
+    let follow_index = TargetIndex::build(schedules, follow_up.iter().copied(), sets);
+    let mut out = CoverageVerdicts::default();
+    for &di in enabled {
+        let d = &displays[di as usize];
+        if d.current_playlist == CurrentPlaylist::Set {
+            continue;
+        }
+        let reach = cov_index.for_display(di);
+        let verdict = coverage(
+            d,
+            reach.iter().map(|&i| &schedules[i as usize]),
+            &maybe,
+            now,
+        );
+        if d.tz.is_none() {
+            out.tz_fallbacks += 1;
+        }
+        let is_follow_up = follow_index.reaches(di);
+        if verdict == Coverage::Covered && !is_follow_up {
+            out.covered += 1;
+            continue;
+        }
+        out.displays.push(DisplayCoverage {
+            display: di,
+            verdict,
+            follow_up: is_follow_up,
+            reaching: reach.len(),
+        });
+    }
+    out
 }
 
 /// Whether an id may be put in a request path as is (cuid/uuid characters only).
@@ -674,10 +938,11 @@ pub fn path_safe_id(id: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agents::entities::{FromItem, Records};
+    use crate::model::parse_ts;
     use chrono::TimeZone;
     use serde_json::json;
 
@@ -700,7 +965,26 @@ mod tests {
     }
 
     fn parsed(v: &Value) -> OverlapSchedule {
-        OverlapSchedule::parse(v).unwrap()
+        OverlapSchedule::parse(0, &Schedule::from_item(v)).unwrap()
+    }
+
+    fn records<T: FromItem>(v: &[Value]) -> Vec<T> {
+        Records::from_values(v)
+    }
+
+    fn fb(org: Option<&Value>, pl: &[Value], env: Option<&str>) -> (Fallback, Vec<String>) {
+        resolve_fallback(org, &records::<PlaylistSummary>(pl), env)
+    }
+
+    fn chk(v: &Value, now: DateTime<Utc>, sets: Option<&EntitySets>) -> ActiveVerdict {
+        check_active(&Schedule::from_item(v), now, sets)
+    }
+
+    fn cov(d: &Value, reaching: &[&Value], maybe: &[&Value], now: DateTime<Utc>) -> Coverage {
+        let r: Vec<Schedule> = reaching.iter().map(|v| Schedule::from_item(v)).collect();
+        let m: Vec<Schedule> = maybe.iter().map(|v| Schedule::from_item(v)).collect();
+        let m: Vec<&Schedule> = m.iter().collect();
+        coverage(&Display::from_item(d), &r, &m, now)
     }
 
     const ALL: &[i64] = &[0, 1, 2, 3, 4, 5, 6];
@@ -721,7 +1005,7 @@ mod tests {
     fn fallback_prefers_org_setting_then_latest_default_then_env() {
         let pl = playlists();
         let org = json!({"id":"o","settings":{"opsFallbackPlaylistId":"pA"}});
-        let (f, w) = resolve_fallback(Some(&org), &pl, Some("pE"));
+        let (f, w) = fb(Some(&org), &pl, Some("pE"));
         assert_eq!(
             f,
             Fallback::Valid {
@@ -732,7 +1016,7 @@ mod tests {
         );
         assert!(w.is_empty());
         let org = json!({"id":"o","settings":{}});
-        let (f, w) = resolve_fallback(Some(&org), &pl, Some("pA"));
+        let (f, w) = fb(Some(&org), &pl, Some("pA"));
         assert!(
             matches!(f, Fallback::Valid{ref id, source: FallbackSource::DefaultPlaylist, ..} if id == "pD2")
         );
@@ -742,7 +1026,7 @@ mod tests {
             .filter(|p| p["isDefault"] != true)
             .cloned()
             .collect();
-        let (f, _) = resolve_fallback(Some(&json!({"settings":null})), &no_defaults, Some("pA"));
+        let (f, _) = fb(Some(&json!({"settings":null})), &no_defaults, Some("pA"));
         assert!(matches!(
             f,
             Fallback::Valid {
@@ -750,7 +1034,7 @@ mod tests {
                 ..
             }
         ));
-        let (f, _) = resolve_fallback(Some(&json!({})), &no_defaults, None);
+        let (f, _) = fb(Some(&json!({})), &no_defaults, None);
         assert_eq!(f, Fallback::Unconfigured);
     }
 
@@ -759,35 +1043,32 @@ mod tests {
         let pl = playlists();
         let missing = json!({"settings":{"opsFallbackPlaylistId":"gone"}});
         assert!(
-            matches!(resolve_fallback(Some(&missing), &pl, None).0, Fallback::Invalid{ref id, ..} if id == "gone")
+            matches!(fb(Some(&missing), &pl, None).0, Fallback::Invalid{ref id, ..} if id == "gone")
         );
         let empty = json!({"settings":{"opsFallbackPlaylistId":"pE"}});
         assert!(
-            matches!(resolve_fallback(Some(&empty), &pl, Some("pA")).0, Fallback::Invalid{ref reason, ..} if reason.contains("0 items"))
+            matches!(fb(Some(&empty), &pl, Some("pA")).0, Fallback::Invalid{ref reason, ..} if reason.contains("0 items"))
         );
         let bad = json!({"settings":{"opsFallbackPlaylistId":17}});
         assert!(matches!(
-            resolve_fallback(Some(&bad), &pl, None).0,
+            fb(Some(&bad), &pl, None).0,
             Fallback::Invalid { .. }
         ));
         let nocount = json!({"settings":{"opsFallbackPlaylistId":"pN"}});
         assert!(matches!(
-            resolve_fallback(Some(&nocount), &pl, None).0,
+            fb(Some(&nocount), &pl, None).0,
             Fallback::Unknown(_)
         ));
-        assert!(matches!(
-            resolve_fallback(None, &pl, Some("pA")).0,
-            Fallback::Unknown(_)
-        ));
+        assert!(matches!(fb(None, &pl, Some("pA")).0, Fallback::Unknown(_)));
     }
 
     // ── 6.4.2 ──
 
     #[test]
     fn first_matching_check_decides_and_disabled_display_is_a_target() {
-        let pl = vec![json!({"id":"p1"})];
-        let ds = vec![json!({"id":"d1","isDisabled":true})];
-        let gs = vec![json!({"id":"g1","displays":[]})];
+        let pl = records(&[json!({"id":"p1"})]);
+        let ds = records(&[json!({"id":"d1","isDisabled":true})]);
+        let gs = records(&[json!({"id":"g1","displays":[]})]);
         let sets = EntitySets::new(&pl, &ds, &gs);
         let now = at("2026-08-26T12:00:00Z");
         let mut s1 = sched(
@@ -801,44 +1082,32 @@ mod tests {
         );
         s1["playlistId"] = json!("gone");
         s1["displayId"] = json!("nope");
-        assert_eq!(
-            check_active(&s1, now, Some(&sets)).kind_str(),
-            "past_end_schedule"
-        );
+        assert_eq!(chk(&s1, now, Some(&sets)).kind_str(), "past_end_schedule");
         s1["endDate"] = Value::Null;
         assert_eq!(
-            check_active(&s1, now, Some(&sets)).kind_str(),
+            chk(&s1, now, Some(&sets)).kind_str(),
             "deleted_playlist_schedule"
         );
         s1["playlistId"] = json!("p1");
-        assert_eq!(
-            check_active(&s1, now, Some(&sets)).kind_str(),
-            "no_target_schedule"
-        );
+        assert_eq!(chk(&s1, now, Some(&sets)).kind_str(), "no_target_schedule");
         s1["displayId"] = json!("d1");
         assert_eq!(
-            check_active(&s1, now, Some(&sets)),
+            chk(&s1, now, Some(&sets)),
             ActiveVerdict::Healthy { end_known: true },
             "a disabled but existing display is a target"
         );
         s1["displayId"] = Value::Null;
         s1["displayGroupId"] = json!("g1");
         assert_eq!(
-            check_active(&s1, now, Some(&sets)),
+            chk(&s1, now, Some(&sets)),
             ActiveVerdict::Healthy { end_known: true }
         );
         s1["displayGroupId"] = json!("g-missing");
-        assert_eq!(
-            check_active(&s1, now, Some(&sets)).kind_str(),
-            "no_target_schedule"
-        );
+        assert_eq!(chk(&s1, now, Some(&sets)).kind_str(), "no_target_schedule");
         s1["displayGroupId"] = Value::Null;
-        assert_eq!(
-            check_active(&s1, now, Some(&sets)).kind_str(),
-            "no_target_schedule"
-        );
+        assert_eq!(chk(&s1, now, Some(&sets)).kind_str(), "no_target_schedule");
         s1["isActive"] = json!(false);
-        assert_eq!(check_active(&s1, now, Some(&sets)), ActiveVerdict::Inactive);
+        assert_eq!(chk(&s1, now, Some(&sets)), ActiveVerdict::Inactive);
     }
 
     #[test]
@@ -854,16 +1123,16 @@ mod tests {
             None,
         );
         s1["playlistId"] = json!("gone");
-        assert_eq!(check_active(&s1, now, None).kind_str(), "past_end_schedule");
+        assert_eq!(chk(&s1, now, None).kind_str(), "past_end_schedule");
         s1["endDate"] = json!("2026-08-26T12:00:00Z");
         assert_eq!(
-            check_active(&s1, now, None),
+            chk(&s1, now, None),
             ActiveVerdict::Healthy { end_known: true },
             "end == now is not past"
         );
         s1["endDate"] = json!("next tuesday");
         assert_eq!(
-            check_active(&s1, now, None),
+            chk(&s1, now, None),
             ActiveVerdict::Healthy { end_known: false }
         );
     }
@@ -880,17 +1149,19 @@ mod tests {
 
     #[test]
     fn item_count_comes_from_the_walk_then_the_embedded_count_else_unknown() {
+        let pl = |v: Value| PlaylistSummary::from_item(&v);
+        let sc = |v: &Value| Schedule::from_item(v);
         let sch = json!({"playlist":{"_count":{"items":3}}});
         assert_eq!(
-            playlist_item_count(Some(&json!({"itemCount":0})), &sch),
+            playlist_item_count(Some(&pl(json!({"itemCount":0}))), &sc(&sch)),
             Some(0)
         );
         assert_eq!(
-            playlist_item_count(Some(&json!({"items":[]})), &sch),
+            playlist_item_count(Some(&pl(json!({"items":[]}))), &sc(&sch)),
             Some(3)
         );
         assert_eq!(
-            playlist_item_count(None, &json!({"playlist":{"_count":{"schedules":1}}})),
+            playlist_item_count(None, &sc(&json!({"playlist":{"_count":{"schedules":1}}}))),
             None
         );
     }
@@ -1111,10 +1382,16 @@ mod tests {
     #[test]
     fn clip_keeps_the_in_range_part_of_a_window_crossing_midnight() {
         let iv = vec![(6 * 1440 + 1320, 7 * 1440 + 120)]; // Sat 22:00 – Sun 02:00
-        let sun: HashSet<i64> = [0].into();
-        assert_eq!(clip_to_days(&iv, &sun), vec![(7 * 1440, 7 * 1440 + 120)]);
-        let both: HashSet<i64> = [0, 6].into();
-        assert_eq!(clip_to_days(&iv, &both), iv);
+        let sun = 1u8;
+        assert_eq!(clip_to_days(&iv, sun), vec![(7 * 1440, 7 * 1440 + 120)]);
+        let both = 1u8 | 1 << 6;
+        assert_eq!(clip_to_days(&iv, both), iv);
+        let mon_tue = vec![(1440 + 600, 1440 + 700), (2 * 1440 + 600, 2 * 1440 + 700)];
+        assert_eq!(
+            clip_to_days(&mon_tue, 1 << 2),
+            vec![(2 * 1440 + 600, 2 * 1440 + 700)],
+            "other weekdays are dropped"
+        );
     }
 
     fn display(id: &str, tz: &str, disabled: bool) -> Value {
@@ -1128,15 +1405,20 @@ mod tests {
         groups: &[Value],
         cap: usize,
     ) -> OverlapResult {
-        let members = common::group_members(groups);
-        let idx = TargetIndex::build(scheds, 0..scheds.len(), &members);
-        let parsed: Vec<Option<OverlapSchedule>> =
-            scheds.iter().map(OverlapSchedule::parse).collect();
-        let enabled: Vec<&Value> = displays
+        let scheds: Vec<Schedule> = records(scheds);
+        let displays: Vec<Display> = records(displays);
+        let groups: Vec<DisplayGroup> = records(groups);
+        let sets = EntitySets::new(&[], &displays, &groups);
+        let idx = TargetIndex::build(&scheds, 0..scheds.len(), &sets);
+        let parsed: Vec<Option<OverlapSchedule>> = scheds
             .iter()
-            .filter(|d| common::is_enabled_display(d))
+            .enumerate()
+            .map(|(i, s)| OverlapSchedule::parse(i, s))
             .collect();
-        find_overlaps(&enabled, &idx, &parsed, cap)
+        let enabled: Vec<u32> = (0..displays.len() as u32)
+            .filter(|&i| displays[i as usize].enabled)
+            .collect();
+        find_overlaps(&scheds, &displays, &enabled, &idx, &parsed, cap)
     }
 
     #[test]
@@ -1242,19 +1524,22 @@ mod tests {
         g["displayGroupId"] = json!("gx");
         let direct = sched("d1s", 1, "2026-01-01T00:00:00Z", None, ALL, None, None);
         let scheds = vec![g, direct];
-        let members = common::group_members(&[json!({"id":"gx","name":"no members array"})]);
-        let idx = TargetIndex::build(&scheds, 0..2, &members);
-        assert_eq!(idx.unknown_membership, vec![0]);
-        assert_eq!(idx.for_display("d1"), &[1]);
+        let recs: Vec<Schedule> = records(&scheds);
+        let groups: Vec<DisplayGroup> = records(&[json!({"id":"gx","name":"no members array"})]);
         let d = display("d1", "UTC", false);
+        let displays: Vec<Display> = records(std::slice::from_ref(&d));
+        let sets = EntitySets::new(&[], &displays, &groups);
+        let idx = TargetIndex::build(&recs, 0..2, &sets);
+        assert_eq!(idx.unknown_membership, vec![0]);
+        assert_eq!(idx.for_display(0), &[1]);
         let now = at("2026-08-26T12:00:00Z");
         assert_eq!(
-            coverage(&d, &[], &[&scheds[0]], now),
+            cov(&d, &[], &[&scheds[0]], now),
             Coverage::Unknown,
             "not examined"
         );
         assert_eq!(
-            coverage(&d, &[&scheds[1]], &[&scheds[0]], now),
+            cov(&d, &[&scheds[1]], &[&scheds[0]], now),
             Coverage::Covered,
             "direct coverage decides"
         );
@@ -1268,15 +1553,15 @@ mod tests {
         let now = at("2026-08-26T23:30:00Z");
         let thu = sched("t", 0, "2026-01-01T00:00:00Z", None, &[4], None, None);
         assert_eq!(
-            coverage(&display("d1", "Europe/London", false), &[&thu], &[], now),
+            cov(&display("d1", "Europe/London", false), &[&thu], &[], now),
             Coverage::Covered
         );
         assert_eq!(
-            coverage(&display("d1", "UTC", false), &[&thu], &[], now),
+            cov(&display("d1", "UTC", false), &[&thu], &[], now),
             Coverage::Gap
         );
         assert_eq!(
-            coverage(&display("d1", "Not/AZone", false), &[&thu], &[], now),
+            cov(&display("d1", "Not/AZone", false), &[&thu], &[], now),
             Coverage::Gap,
             "an invalid zone falls back to UTC"
         );
@@ -1290,12 +1575,12 @@ mod tests {
             None,
         );
         assert_eq!(
-            coverage(&display("d1", "UTC", false), &[&ended], &[], now),
+            cov(&display("d1", "UTC", false), &[&ended], &[], now),
             Coverage::Gap
         );
         ended["endDate"] = json!("garbage");
         assert_eq!(
-            coverage(&display("d1", "UTC", false), &[&ended], &[], now),
+            cov(&display("d1", "UTC", false), &[&ended], &[], now),
             Coverage::Unknown
         );
     }
@@ -1314,7 +1599,7 @@ mod tests {
             Some(360),
         );
         assert_eq!(
-            coverage(&display("d1", "UTC", false), &[&night], &[], now),
+            cov(&display("d1", "UTC", false), &[&night], &[], now),
             Coverage::Covered
         );
         let night_sat = sched(
@@ -1328,7 +1613,7 @@ mod tests {
         );
         // Sunday 03:00 UTC: Saturday's overnight window wraps into Sunday (week shift).
         assert_eq!(
-            coverage(
+            cov(
                 &display("d1", "UTC", false),
                 &[&night_sat],
                 &[],
