@@ -204,14 +204,24 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
         Ok(t) if !t.trim().is_empty() => {
             for line in t.lines() {
                 if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    let title = v["title"].as_str().unwrap_or("");
+                    // The text's first line without what only repeats the title (status alerts start with it).
+                    let first = v["text"]
+                        .as_str()
+                        .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()))
+                        .map(|l| match l.strip_prefix(title) {
+                            Some(rest) if !title.is_empty() => {
+                                rest.trim_start_matches([' ', '-', '—'])
+                            }
+                            _ if repeats(title, l) => "",
+                            _ => l,
+                        })
+                        .filter(|l| !l.is_empty())
+                        .map(|l| format!(" — {l}"))
+                        .unwrap_or_default();
                     println!(
-                        "   [{}] {}{}",
+                        "   [{}] {title}{first}",
                         v["channel"].as_str().unwrap_or("?"),
-                        v["title"].as_str().unwrap_or(""),
-                        v["text"]
-                            .as_str()
-                            .map(|t| format!(" — {}", t.lines().next().unwrap_or("")))
-                            .unwrap_or_default()
                     );
                 }
             }
@@ -257,4 +267,17 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     crate::logging::set_quiet(false);
     sb.shutdown().await;
     Ok(())
+}
+
+/// Whether every word of `line` already appears in `title` (a heading that only repeats the alert's title).
+fn repeats(title: &str, line: &str) -> bool {
+    let words = |t: &str| -> Vec<String> {
+        t.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let in_title = words(title);
+    let w = words(line);
+    !w.is_empty() && w.iter().all(|x| in_title.contains(x))
 }

@@ -110,6 +110,82 @@ async fn login_walk_and_logout_release_the_refresh_token() {
     );
 }
 
+/// An ItemSink that keeps only the ids and counts how often the walk restarted.
+#[derive(Default)]
+struct IdSink {
+    ids: Vec<String>,
+    restarts: u32,
+}
+
+impl vizora_ops::vizora::ItemSink for IdSink {
+    fn item(&mut self, item: Value) {
+        self.ids.push(item["id"].as_str().unwrap_or("").to_string());
+    }
+    fn restart(&mut self) {
+        self.restarts += 1;
+        self.ids.clear();
+    }
+}
+
+#[tokio::test]
+async fn walk_into_hands_every_unique_item_to_the_sink_and_keeps_none() {
+    let e = env(false).await;
+    let c = client(&e, false, fast_limits(), 5000);
+    let collected = c.walk("/api/v1/content").await.unwrap();
+    let mut sink = IdSink::default();
+    let streamed = c.walk_into("/api/v1/content", &mut sink).await.unwrap();
+    assert!(streamed.complete, "{:?}", streamed.reason);
+    assert!(streamed.items.is_empty(), "walk_into keeps no items");
+    assert!(streamed.pages >= 3, "the demo content list spans pages");
+    assert_eq!(streamed.collected, sink.ids.len());
+    assert_eq!(Some(streamed.collected as u64), streamed.total);
+    assert_eq!(sink.restarts, 0);
+    let ids: Vec<String> = collected
+        .items
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sink.ids, ids, "same items, same order as walk()");
+
+    // The list cap stops the walk at exactly OPS_MAX_LIST_ITEMS items, incomplete.
+    let capped_client = Client::new(
+        ClientOptions {
+            base_url: e.sb.api_url.clone(),
+            email: Some("ops@example.test".into()),
+            password: Some("ops-demo-password".into()),
+            agent: "content-lifecycle".into(),
+            run_id: "test-run".into(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            notify_timeout: Duration::from_secs(2),
+            retries: 3,
+            max_list_items: 150,
+            dry_run: false,
+            deadline: Instant::now() + Duration::from_secs(60),
+        },
+        Arc::new(RateBudget::memory(fast_limits())),
+        e.audit.clone(),
+    )
+    .unwrap();
+    let mut sink = IdSink::default();
+    let capped = capped_client
+        .walk_into("/api/v1/content", &mut sink)
+        .await
+        .unwrap();
+    assert!(!capped.complete);
+    assert_eq!((capped.collected, sink.ids.len()), (150, 150));
+    assert!(
+        capped
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("OPS_MAX_LIST_ITEMS"),
+        "{:?}",
+        capped.reason
+    );
+    assert_eq!(sink.ids[..], ids[..150]);
+}
+
 #[tokio::test]
 async fn a_single_503_is_retried_and_page_one_failing_after_retries_is_an_error() {
     let e = env(false).await;
