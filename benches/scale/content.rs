@@ -1,6 +1,13 @@
-//! The content-lifecycle part of the scale benchmark: walk, detail reads and detection in the agent process.
+//! The content-lifecycle part of the scale benchmark, measuring the agent's own code: the walk phase is
+//! [`observe`] (both list walks straight into the compact table) and [`refresh_details`] (every detail read of an
+//! empty cache, each stored compactly as it arrives); the local work is the agent's pure detection functions over
+//! that observation; then, apart from the figures of the walk+detection process, the cache file write and re-load.
 
 use super::*;
+use vizora_ops::agents::content_cache::{CACHE_FILE_NAME, CacheFile};
+use vizora_ops::agents::content_lifecycle::{observe, refresh_details};
+use vizora_ops::agents::content_table::TableOptions;
+
 pub(super) fn content_lifecycle(
     rt: &tokio::runtime::Runtime,
     client: Client,
@@ -8,11 +15,11 @@ pub(super) fn content_lifecycle(
     concurrency: usize,
     seeded: &BTreeMap<String, u64>,
 ) -> anyhow::Result<Value> {
-    // ── The walk ──
+    let e = &cfg.entity;
+    let s3_configured = cfg.db.s3_endpoint.is_some();
+    // ── The walk: the agent's observe + refresh_details ──
     let t_walk = Instant::now();
-    let mut plan_cost = Cost::default();
-    let mut parse_s = 0.0f64;
-    let (storage, content, playlists, entries, steps, gone, failed) = rt.block_on(async {
+    let (storage, obs, cache, refresh, steps) = rt.block_on(async {
         let mut steps = Vec::new();
         // The agent reads the storage figures first (it opens the session).
         let (storage, st) = get_step(
@@ -22,63 +29,92 @@ pub(super) fn content_lifecycle(
         )
         .await?;
         steps.push(st);
-        let (content, st) = walk_step(&client, "list /content", "/api/v1/content").await?;
-        steps.push(st);
-        let (playlists, st) = walk_step(&client, "list /playlists", "/api/v1/playlists").await?;
-        steps.push(st);
-        // Which details to read: the agent's own plan with an empty cache and no cap (local work, timed apart).
-        let ((plan, stale), pc) =
-            timed(|| refresh_plan(&content, &DetailCache::default(), usize::MAX));
-        plan_cost = pc;
+        // An empty cache (the first run over the tenant: every active item and live layout is read).
+        let mut cache = DetailCache::default();
         let (r0, c0, t0, m0) = (
             client.stats().requests,
             cpu_s(),
             Instant::now(),
             mem_now().0,
         );
-        let now = Utc::now();
-        let n_plan = plan.len();
-        let client_ref = &client;
-        let mut stream = futures::stream::iter(plan)
-            .map(|id| async move {
-                let r = client_ref.get(&format!("/api/v1/content/{id}")).await;
-                (id, r)
-            })
-            .buffer_unordered(concurrency);
-        // Each detail becomes a cache entry as it arrives (the JSON is not kept), like the agent's cache does.
-        let mut entries: Vec<(String, CacheEntry)> = Vec::with_capacity(n_plan);
-        let (mut gone, mut failed) = (0usize, 0usize);
-        let mut first_error: Option<String> = None;
-        while let Some((id, r)) = stream.next().await {
-            match r {
-                Ok(v) => {
-                    let t = Instant::now();
-                    let e = CacheEntry::from_detail(&v, now);
-                    parse_s += t.elapsed().as_secs_f64();
-                    match e {
-                        Ok(e) => entries.push((id, e)),
-                        Err(_) => failed += 1,
-                    }
-                }
-                Err(ApiError::NotFound { .. }) => gone += 1,
-                Err(e) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
-                }
+        let opts = TableOptions {
+            s3_configured,
+            prior_targets: HashSet::new(),
+        };
+        let mut obs = observe(&client, &cache, opts)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let list_note = |l: &vizora_ops::vizora::ListResult| {
+            if l.complete {
+                format!("{} page(s) complete", l.pages)
+            } else {
+                format!(
+                    "INCOMPLETE: {}",
+                    l.reason.as_deref().unwrap_or("incomplete")
+                )
             }
-        }
+        };
         steps.push(Step {
-            name: format!("GET /content/:id ×{n_plan} ({concurrency} in flight)"),
+            name: "list /content + /playlists (observe)".into(),
             wall_s: t0.elapsed().as_secs_f64(),
             cpu_s: cpu_s() - c0,
             requests: client.stats().requests - r0,
-            items: entries.len(),
+            items: obs.content_list.collected + obs.playlist_list.collected,
             note: format!(
-                "RSS {:+.0} MiB; {stale} stale of {} listed; {gone} gone, {failed} failed{}",
+                "RSS {:+.0} MiB; content {} ({}), {} row(s) kept ({:.0} MiB); playlists {} ({}), {} reference(s)",
                 mib(mem_now().0) - mib(m0),
-                content.len(),
-                first_error
-                    .map(|e| format!(" (first: {e})"))
+                obs.content_list.collected,
+                list_note(&obs.content_list),
+                obs.table.len(),
+                obs.table.heap_bytes() as f64 / 1_048_576.0,
+                obs.playlist_list.collected,
+                list_note(&obs.playlist_list),
+                obs.playlists.refs.len()
+            ),
+        });
+        let (r0, c0, t0, m0) = (
+            client.stats().requests,
+            cpu_s(),
+            Instant::now(),
+            mem_now().0,
+        );
+        let now = Utc::now;
+        let mut first_warning: Option<String> = None;
+        let mut warn = |w: String| {
+            first_warning.get_or_insert(w);
+        };
+        let refresh = refresh_details(
+            &client,
+            &mut obs.table,
+            &mut cache,
+            e.content_detail_reads_per_run,
+            concurrency,
+            Instant::now() + Duration::from_secs(24 * 3600),
+            &now,
+            &mut warn,
+        )
+        .await;
+        steps.push(Step {
+            name: format!(
+                "GET /content/:id ×{} (refresh_details, {concurrency} in flight)",
+                refresh.planned
+            ),
+            wall_s: t0.elapsed().as_secs_f64(),
+            cpu_s: cpu_s() - c0,
+            requests: client.stats().requests - r0,
+            items: refresh.ok,
+            note: format!(
+                "RSS {:+.0} MiB; {} stale of {} rows; {} gone, {} failed, {} deferred; cache {} entries ({:.0} MiB){}",
+                mib(mem_now().0) - mib(m0),
+                refresh.stale_total,
+                obs.table.len(),
+                refresh.gone,
+                refresh.failed,
+                refresh.deferred,
+                cache.len(),
+                cache.heap_bytes() as f64 / 1_048_576.0,
+                first_warning
+                    .map(|w| format!(" (first failure: {w})"))
                     .unwrap_or_default()
             ),
         });
@@ -92,7 +128,7 @@ pub(super) fn content_lifecycle(
             items: 0,
             note: String::new(),
         });
-        anyhow::Ok((storage, content, playlists, entries, steps, gone, failed))
+        anyhow::Ok((storage, obs, cache, refresh, steps))
     })?;
     let walk_wall = t_walk.elapsed().as_secs_f64();
     drop(client);
@@ -100,45 +136,37 @@ pub(super) fn content_lifecycle(
     let total = walk_total(&steps, walk_wall);
     steps.push(total);
     print_steps(
-        "walk (through vizora::Client against the sandbox process)",
+        "walk (the agent's observe + refresh_details through vizora::Client against the sandbox process)",
         &steps,
     );
     let after_walk = mem_now();
 
-    // ── Local work ──
+    // ── Local work: the agent's pure functions over the observation ──
     let now = Utc::now();
-    let e = &cfg.entity;
-    let mut local = vec![Local {
-        name: "refresh plan (content_cache::refresh_plan)",
-        cost: plan_cost,
-        note: "ran before the detail reads".into(),
-    }];
-    local.push(Local {
-        name: "detail parse (CacheEntry::from_detail, summed)",
-        cost: Cost {
-            wall_s: parse_s,
-            cpu_s: parse_s,
-        },
-        note: format!(
-            "{} entries; wall time summed per detail during the walk (≈ CPU)",
-            entries.len()
-        ),
-    });
-    let (cache, cost) = timed(|| {
-        let mut cache = DetailCache::default();
-        for (id, entry) in entries {
-            cache.store(&id, entry);
+    let scan_complete = obs.scan_complete();
+    let (mut table, playlists) = (obs.table, obs.playlists);
+    let mut cache = cache;
+    let mut local = Vec::new();
+    let (dropped, cost) = timed(|| {
+        if scan_complete {
+            cache.retain_listed(&table)
+        } else {
+            0
         }
-        let dropped = cache.retain_listed(&content);
-        (cache, dropped)
     });
-    let (cache, dropped) = cache;
     local.push(Local {
-        name: "detail cache build (store + retain_listed)",
+        name: "cache retain (DetailCache::retain_listed)",
         cost,
-        note: format!("{} entries, {dropped} dropped", cache.items.len()),
+        note: format!("{} entries kept, {dropped} dropped", cache.len()),
     });
-    let (expired, cost) = timed(|| detect_expired(&content, &cache, now));
+    let ((plan, stale), cost) =
+        timed(|| refresh_plan(&table, &cache, e.content_detail_reads_per_run));
+    local.push(Local {
+        name: "next refresh plan (content_cache::refresh_plan)",
+        cost,
+        note: format!("{} read(s) planned, {stale} stale", plan.len()),
+    });
+    let (expired, cost) = timed(|| detect_expired(&table, &cache, now));
     let with_repl = expired
         .findings
         .iter()
@@ -153,7 +181,7 @@ pub(super) fn content_lifecycle(
             expired.unexamined.len()
         ),
     });
-    let (harvest, cost) = timed(|| harvest_references(&content, &playlists, &cache));
+    let (harvest, cost) = timed(|| harvest_references(&table, playlists, &cache));
     local.push(Local {
         name: "reference harvest (harvest_references, 6.2.4)",
         cost,
@@ -170,7 +198,7 @@ pub(super) fn content_lifecycle(
     let handled: HashSet<String> = expired.findings.iter().map(|f| f.id.clone()).collect();
     let (orphans, cost) = timed(|| {
         unreferenced_candidates(
-            &content,
+            &table,
             &harvest,
             &cache,
             now,
@@ -191,9 +219,9 @@ pub(super) fn content_lifecycle(
         let v = storage_verdict(&storage, e.storage_warn_pct, e.storage_critical_pct);
         let cands = if matches!(v, StorageVerdict::Critical { .. }) {
             let mut ex = handled.clone();
-            ex.extend(orphans.iter().map(|c| c.id.clone()));
+            ex.extend(orphans.iter().map(|c| table.id(c.row).to_string()));
             Some(unreferenced_candidates(
-                &content,
+                &table,
                 &harvest,
                 &cache,
                 now,
@@ -221,26 +249,42 @@ pub(super) fn content_lifecycle(
                 .unwrap_or_default()
         ),
     });
+    // The agent skips items archived this run; mark the would-be archives (expired and orphans) like it does.
+    for r in expired
+        .findings
+        .iter()
+        .map(|f| f.row)
+        .chain(orphans.iter().map(|c| c.row))
+    {
+        table.mark_archived(r);
+    }
     let (counts, cost) = timed(|| {
         let mut k: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for c in content
-            .iter()
-            .filter(|c| c.get("status").and_then(Value::as_str) == Some("active"))
-        {
-            match size_verdict(c, e.max_file_size_bytes) {
+        for r in table.rows() {
+            if !table.is_active(r) || table.is_archived(r) {
+                continue;
+            }
+            match size_verdict(&table, r, e.max_file_size_bytes) {
                 SizeVerdict::Oversized(_) => *k.entry("oversized").or_default() += 1,
                 SizeVerdict::Unparseable => *k.entry("size unparseable").or_default() += 1,
                 SizeVerdict::Ok => {}
             }
-            let entry = cache.fresh(c).cloned();
-            match thumbnail_check(c, entry.as_ref(), now, e.thumbnail_recheck_hours, false) {
+            let entry = cache.fresh(&table, r);
+            match thumbnail_check(
+                &table,
+                r,
+                entry,
+                now,
+                e.thumbnail_recheck_hours,
+                s3_configured,
+            ) {
                 Some(ThumbCheck::Missing) => *k.entry("thumbnail missing").or_default() += 1,
                 Some(ThumbCheck::Cached { .. }) => *k.entry("thumbnail cached").or_default() += 1,
                 Some(ThumbCheck::Http(_) | ThumbCheck::S3(_)) => {
                     *k.entry("thumbnail to probe").or_default() += 1
                 }
                 Some(ThumbCheck::NotExamined(_)) => {
-                    *k.entry("thumbnail not examined (no S3)").or_default() += 1
+                    *k.entry("thumbnail not examined").or_default() += 1
                 }
                 None => {}
             }
@@ -300,13 +344,39 @@ pub(super) fn content_lifecycle(
     ];
     print_findings(&findings);
     let mem = memory_json(after_walk, after_local);
+
+    // ── Apart from the figures above: the cache file the run writes at its end and the next run loads ──
+    let dir = tempfile::tempdir()?;
+    let file = CacheFile::new(dir.path().join(CACHE_FILE_NAME), Duration::from_secs(5));
+    let sample_id = cache.ids().next().map(String::from);
+    let sample: Option<CacheEntry> = sample_id.as_deref().and_then(|id| cache.get(id));
+    let entries = cache.len();
+    let (saved, save_cost) = timed(|| file.save(&cache));
+    saved.map_err(|e| anyhow::anyhow!(e))?;
+    let bytes = std::fs::metadata(file.path())?.len();
+    drop((table, cache, harvest));
+    let rss_before_load = mem_now().0;
+    let (loaded, load_cost) = timed(|| file.load(false));
+    let round_trip = sample_id.as_deref().and_then(|id| loaded.cache.get(id)) == sample
+        && loaded.cache.len() == entries
+        && loaded.errors.is_empty();
+    println!(
+        "  cache file (CacheFile::save / load, not part of the figures above): {entries} entries, {:.1} MB; save \
+         {:.3} s CPU, load {:.3} s CPU (RSS {:+.0} MiB); round trip {}",
+        bytes as f64 / 1e6,
+        save_cost.cpu_s,
+        load_cost.cpu_s,
+        mib(mem_now().0) - mib(rss_before_load),
+        if round_trip { "ok" } else { "MISMATCH" }
+    );
     let total_steps = steps.last().expect("total step");
     Ok(json!({
         "agent": "content-lifecycle",
         "walk": {"wallS": walk_wall, "requests": total_steps.requests, "cpuS": total_steps.cpu_s,
-                 "detailGone": gone, "detailFailed": failed},
+                 "detailGone": refresh.gone, "detailFailed": refresh.failed},
         "local": {"cpuS": detection_cpu},
         "findings": findings.iter().map(|(k, n, _)| ((*k).to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "memory": mem,
+        "cacheFile": {"bytes": bytes, "saveCpuS": save_cost.cpu_s, "loadCpuS": load_cost.cpu_s, "roundTrip": round_trip},
     }))
 }

@@ -12,17 +12,27 @@
 //! * [`refresh_plan`] picks the stale or missing entries of listed `active` items and of listed layouts that are not
 //!   `archived`/`expired`: layouts first, then oldest `createdAt`, at most `limit` of them.
 //! * The file has its own lock (`<cache>.lock`, the protocol of agents.md 4.2 via [`FileLock`]) and is written with
-//!   [`atomic_write`] (mode 0644). A corrupt file is quarantined to `<cache>.corrupt-<pid>-<n>` (never modified) and
-//!   the cache is rebuilt from empty; in a dry run nothing is renamed or written.
+//!   [`atomic_write_with`] (mode 0644), streamed as compact JSON. A corrupt file is quarantined to
+//!   `<cache>.corrupt-<pid>-<n>` (never modified) and the cache is rebuilt from empty; in a dry run nothing is renamed
+//!   or written. Files in the old pretty-printed form load the same.
+//!
+//! In memory ([`DetailCache`]) entries are compact slots (about 64 bytes plus the id): strings in one arena,
+//! timestamps as [`Stamp`]s, `status` interned, an id index keyed by [`id_hash`] (a colliding id is left out: its item
+//! has no fresh entry and is not examined, the safe direction). The file is parsed straight from a buffered reader
+//! into slots (one malformed entry is dropped and counted; bad JSON or a bad top level quarantines the file).
 //!
 //! Everything but [`CacheFile::load`] and [`CacheFile::save`] is pure.
 
-use crate::model::{parse_ts, ts};
-use crate::state::lock::{FileLock, atomic_write, lock_path_for};
+use super::content_table::{ContentTable, HashMap64, Interner, NONE, Span, Stamp, id_hash};
+use crate::model::ts;
+use crate::state::lock::{FileLock, atomic_write_with, lock_path_for};
 use chrono::{DateTime, Utc};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,9 +57,9 @@ pub struct ThumbnailCheck {
     pub detail: Option<String>,
 }
 
-/// What the agent keeps of one content detail read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// What the agent keeps of one content detail read, as owned values (the interchange form of [`DetailCache::store`]
+/// and [`DetailCache::get`]; the cache itself holds compact slots).
+#[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry {
     /// `updatedAt` of the detail read (compared with the list item's for freshness).
     pub updated_at: String,
@@ -65,42 +75,50 @@ pub struct CacheEntry {
     /// `isGlobal` (`None` = null or absent).
     pub is_global: Option<bool>,
     /// The string `metadata.zones[].contentId` values (layouts reference content this way).
-    #[serde(default)]
     pub zone_content_ids: Vec<String>,
     /// Last thumbnail probe, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<ThumbnailCheck>,
 }
 
-impl CacheEntry {
-    /// Builds an entry from a `GET /api/v1/content/:id` payload read at `now`.
+/// The fields of a detail payload the cache keeps, borrowed from it (validated once, see [`DetailFields::parse`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetailFields<'a> {
+    pub updated_at: &'a str,
+    pub status: &'a str,
+    pub expires_at: Option<Cow<'a, str>>,
+    pub replacement_content_id: Option<&'a str>,
+    pub is_global: Option<bool>,
+    pub zone_content_ids: Vec<&'a str>,
+}
+
+impl<'a> DetailFields<'a> {
+    /// Validates a `GET /api/v1/content/:id` payload.
     ///
     /// Errors (the read then counts as failed: the item stays without a fresh entry, i.e. not examined): the payload
     /// is not an object, `updatedAt` or `status` is not a string, `isGlobal` is neither boolean nor null,
-    /// `replacementContentId` is neither string nor null, or `metadata.zones` exists but is not an array.
-    pub fn from_detail(detail: &Value, now: DateTime<Utc>) -> Result<CacheEntry, String> {
+    /// `replacementContentId` is neither string nor null, or `metadata.zones` exists but is not an array. A blank
+    /// `replacementContentId` counts as null; zone `contentId`s that are not non-empty strings are skipped.
+    pub fn parse(detail: &'a Value) -> Result<DetailFields<'a>, String> {
         let m = detail
             .as_object()
             .ok_or_else(|| "content detail is not a JSON object".to_string())?;
         let updated_at = m
             .get("updatedAt")
             .and_then(Value::as_str)
-            .ok_or_else(|| "content detail has no string updatedAt".to_string())?
-            .to_string();
+            .ok_or_else(|| "content detail has no string updatedAt".to_string())?;
         let status = m
             .get("status")
             .and_then(Value::as_str)
-            .ok_or_else(|| "content detail has no string status".to_string())?
-            .to_string();
+            .ok_or_else(|| "content detail has no string status".to_string())?;
         let expires_at = match m.get("expiresAt") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => Some(other.to_string()),
+            Some(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+            Some(other) => Some(Cow::Owned(other.to_string())),
         };
         let replacement_content_id = match m.get("replacementContentId") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => Some(s.as_str()),
             Some(_) => return Err("replacementContentId is neither a string nor null".into()),
         };
         let is_global = match m.get("isGlobal") {
@@ -114,28 +132,126 @@ impl CacheEntry {
                 .iter()
                 .filter_map(|z| z.get("contentId").and_then(Value::as_str))
                 .filter(|s| !s.is_empty())
-                .map(String::from)
                 .collect(),
             Some(_) => return Err("metadata.zones is not an array".into()),
         };
-        Ok(CacheEntry {
+        Ok(DetailFields {
             updated_at,
-            fetched_at: ts(now),
             status,
             expires_at,
             replacement_content_id,
             is_global,
             zone_content_ids,
+        })
+    }
+}
+
+impl CacheEntry {
+    /// Builds an entry from a `GET /api/v1/content/:id` payload read at `now` (errors as [`DetailFields::parse`]).
+    pub fn from_detail(detail: &Value, now: DateTime<Utc>) -> Result<CacheEntry, String> {
+        let f = DetailFields::parse(detail)?;
+        Ok(CacheEntry {
+            updated_at: f.updated_at.to_string(),
+            fetched_at: ts(now),
+            status: f.status.to_string(),
+            expires_at: f.expires_at.map(Cow::into_owned),
+            replacement_content_id: f.replacement_content_id.map(String::from),
+            is_global: f.is_global,
+            zone_content_ids: f.zone_content_ids.into_iter().map(String::from).collect(),
             thumbnail: None,
         })
     }
 }
 
-/// The cache document.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// One compact entry (see the module docs).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    id: Span,
+    updated: Stamp,
+    fetched: Stamp,
+    /// [`Stamp::ABSENT`] = null.
+    expires: Stamp,
+    replacement: Span,
+    zones_start: u32,
+    zones_len: u32,
+    thumb: u32,
+    status: u32,
+    /// 0 = null, 1 = false, 2 = true.
+    is_global: u8,
+    alive: bool,
+}
+
+/// The cache document, compact (see the module docs). Slot numbers (`u32`) stay valid for the run; a removed entry
+/// leaves a dead slot.
+#[derive(Debug, Clone, Default)]
 pub struct DetailCache {
-    /// Entries by content id.
-    pub items: BTreeMap<String, CacheEntry>,
+    arena: String,
+    slots: Vec<Slot>,
+    zones: Vec<Span>,
+    thumbs: Vec<ThumbnailCheck>,
+    statuses: Interner,
+    index: HashMap64<u32>,
+    live: usize,
+}
+
+/// A borrowed view of one live entry.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryRef<'a> {
+    cache: &'a DetailCache,
+    slot: &'a Slot,
+}
+
+impl<'a> EntryRef<'a> {
+    /// `expiresAt` as read (`None` = null).
+    pub fn expires_at(&self) -> Option<Cow<'a, str>> {
+        self.slot.expires.text(&self.cache.arena)
+    }
+    /// `expiresAt`: `None` = null, `Some(None)` = unparseable, `Some(Some(t))` = the instant.
+    pub fn expires_time(&self) -> Option<Option<DateTime<Utc>>> {
+        (!self.slot.expires.is_absent()).then(|| self.slot.expires.time(&self.cache.arena))
+    }
+    /// `replacementContentId` (`None` = null).
+    pub fn replacement(&self) -> Option<&'a str> {
+        self.slot.replacement.opt(&self.cache.arena)
+    }
+    /// `isGlobal` (`None` = null or absent).
+    pub fn is_global(&self) -> Option<bool> {
+        match self.slot.is_global {
+            0 => None,
+            1 => Some(false),
+            _ => Some(true),
+        }
+    }
+    /// The zone content ids.
+    pub fn zone_ids(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let (c, s) = (self.cache, self.slot);
+        c.zones[s.zones_start as usize..(s.zones_start + s.zones_len) as usize]
+            .iter()
+            .map(move |z| z.get(&c.arena))
+    }
+    /// The last thumbnail probe.
+    pub fn thumbnail(&self) -> Option<&'a ThumbnailCheck> {
+        self.cache.thumbs.get(self.slot.thumb as usize)
+    }
+    /// The entry as owned values.
+    pub fn to_entry(&self) -> CacheEntry {
+        let a = &self.cache.arena;
+        CacheEntry {
+            updated_at: self.slot.updated.text(a).unwrap_or_default().into_owned(),
+            fetched_at: self.slot.fetched.text(a).unwrap_or_default().into_owned(),
+            status: self
+                .cache
+                .statuses
+                .get(self.slot.status)
+                .unwrap_or("")
+                .to_string(),
+            expires_at: self.expires_at().map(Cow::into_owned),
+            replacement_content_id: self.replacement().map(String::from),
+            is_global: self.is_global(),
+            zone_content_ids: self.zone_ids().map(String::from).collect(),
+            thumbnail: self.thumbnail().cloned(),
+        }
+    }
 }
 
 /// Whether a listed content item needs a detail entry (agents.md 6.2.1): `active`, or a layout that is not
@@ -146,101 +262,666 @@ pub fn needs_detail(item: &Value) -> bool {
     status == "active" || (kind == "layout" && status != "archived" && status != "expired")
 }
 
-fn item_id(item: &Value) -> Option<&str> {
-    item.get("id").and_then(Value::as_str)
+/// The fields of one entry before they become a slot.
+struct Parts<'a> {
+    updated_at: &'a str,
+    fetched_at: &'a str,
+    status: &'a str,
+    expires_at: Option<&'a str>,
+    replacement: Option<&'a str>,
+    is_global: Option<bool>,
+    zones: Vec<&'a str>,
+    thumbnail: Option<ThumbnailCheck>,
 }
 
 impl DetailCache {
-    /// The entry of `id` if it is fresh for the list item (same `updatedAt`).
-    pub fn fresh(&self, item: &Value) -> Option<&CacheEntry> {
-        let id = item_id(item)?;
-        let listed = item.get("updatedAt").and_then(Value::as_str)?;
-        self.items.get(id).filter(|e| e.updated_at == listed)
+    /// Number of live entries.
+    pub fn len(&self) -> usize {
+        self.live
     }
 
-    /// Stores a freshly read entry, keeping the previous thumbnail result (it is keyed by URL and time, not by the
-    /// detail).
-    pub fn store(&mut self, id: &str, mut entry: CacheEntry) {
-        if entry.thumbnail.is_none()
-            && let Some(old) = self.items.get(id)
-        {
-            entry.thumbnail = old.thumbnail.clone();
-        }
-        self.items.insert(id.to_string(), entry);
+    /// Whether there is no live entry.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
     }
 
-    /// After a complete scan: drops entries of ids that are not listed, and of listed items that no longer need a
-    /// detail (neither active nor a live layout). Returns how many were dropped.
-    pub fn retain_listed(&mut self, content: &[Value]) -> usize {
-        let listed: HashMap<&str, &Value> = content
+    /// The slot of `id`, if it has a live entry.
+    pub fn slot_of(&self, id: &str) -> Option<u32> {
+        let slot = *self.index.get(&id_hash(id))?;
+        let s = &self.slots[slot as usize];
+        (s.alive && s.id.get(&self.arena) == id).then_some(slot)
+    }
+
+    /// The live entry in `slot`.
+    pub fn at(&self, slot: u32) -> Option<EntryRef<'_>> {
+        self.slots
+            .get(slot as usize)
+            .filter(|s| s.alive)
+            .map(|s| EntryRef {
+                cache: self,
+                slot: s,
+            })
+    }
+
+    /// Whether the entry in `slot` holds a thumbnail probe.
+    pub fn has_thumbnail(&self, slot: u32) -> bool {
+        self.at(slot).is_some_and(|e| e.thumbnail().is_some())
+    }
+
+    /// The entry of `id` as owned values.
+    pub fn get(&self, id: &str) -> Option<CacheEntry> {
+        self.slot_of(id)
+            .and_then(|s| self.at(s))
+            .map(|e| e.to_entry())
+    }
+
+    /// Whether `id` has an entry.
+    pub fn contains(&self, id: &str) -> bool {
+        self.slot_of(id).is_some()
+    }
+
+    /// The ids of the live entries, in slot order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.slots
             .iter()
-            .filter_map(|c| item_id(c).map(|id| (id, c)))
-            .collect();
-        let before = self.items.len();
-        self.items
-            .retain(|id, _| listed.get(id.as_str()).is_some_and(|c| needs_detail(c)));
-        before - self.items.len()
+            .filter(|s| s.alive)
+            .map(|s| s.id.get(&self.arena))
     }
 
-    /// Serialises the cache (`{"version":1,"items":{…}}`, 2-space indentation).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut items = Map::new();
-        for (k, v) in &self.items {
-            items.insert(k.clone(), serde_json::to_value(v).unwrap_or(Value::Null));
+    /// The entry of row `r` of `table` if it is fresh: linked, live, and the same `updatedAt` as the listed item.
+    pub fn fresh(&self, table: &ContentTable, r: u32) -> Option<EntryRef<'_>> {
+        let e = self.at(table.entry(r))?;
+        Stamp::same(table.updated(r), table.arena(), e.slot.updated, &self.arena).then_some(e)
+    }
+
+    fn put(&mut self, id: &str, p: Parts<'_>, keep_thumbnail: bool) -> u32 {
+        let h = id_hash(id);
+        let existing = self.index.get(&h).copied();
+        if let Some(slot) = existing
+            && self.slots[slot as usize].id.get(&self.arena) != id
+        {
+            // A 64-bit hash collision with another id: this entry is left out (its item stays stale).
+            return NONE;
         }
-        serde_json::to_vec_pretty(&json!({"version": CACHE_VERSION, "items": items}))
-            .unwrap_or_default()
+        let old_thumb = existing
+            .map(|s| self.slots[s as usize])
+            .filter(|s| s.alive)
+            .map(|s| s.thumb)
+            .unwrap_or(NONE);
+        let zones_start = u32::try_from(self.zones.len()).expect("zone table over 4G entries");
+        for z in p.zones {
+            let sp = Span::push(&mut self.arena, z);
+            self.zones.push(sp);
+        }
+        let zones_len = self.zones.len() as u32 - zones_start;
+        let thumb = match p.thumbnail {
+            Some(t) => {
+                self.thumbs.push(t);
+                (self.thumbs.len() - 1) as u32
+            }
+            None if keep_thumbnail => old_thumb,
+            None => NONE,
+        };
+        let slot = Slot {
+            id: match existing {
+                Some(s) => self.slots[s as usize].id,
+                None => Span::push(&mut self.arena, id),
+            },
+            updated: Stamp::encode(p.updated_at, &mut self.arena),
+            fetched: Stamp::encode(p.fetched_at, &mut self.arena),
+            expires: p
+                .expires_at
+                .map(|e| Stamp::encode(e, &mut self.arena))
+                .unwrap_or(Stamp::ABSENT),
+            replacement: p
+                .replacement
+                .map(|r| Span::push(&mut self.arena, r))
+                .unwrap_or(Span::NONE),
+            zones_start,
+            zones_len,
+            thumb,
+            status: self.statuses.intern(p.status),
+            is_global: match p.is_global {
+                None => 0,
+                Some(false) => 1,
+                Some(true) => 2,
+            },
+            alive: true,
+        };
+        match existing {
+            Some(s) => {
+                if !self.slots[s as usize].alive {
+                    self.live += 1;
+                }
+                self.slots[s as usize] = slot;
+                s
+            }
+            None => {
+                let s = u32::try_from(self.slots.len()).expect("cache over 4G entries");
+                self.slots.push(slot);
+                self.index.insert(h, s);
+                self.live += 1;
+                s
+            }
+        }
+    }
+
+    /// Stores an entry, keeping the previous thumbnail result when the new entry has none (it is keyed by URL and
+    /// time, not by the detail). Returns the slot ([`NONE`] on an id-hash collision: the entry is left out).
+    pub fn store(&mut self, id: &str, entry: CacheEntry) -> u32 {
+        self.put(
+            id,
+            Parts {
+                updated_at: &entry.updated_at,
+                fetched_at: &entry.fetched_at,
+                status: &entry.status,
+                expires_at: entry.expires_at.as_deref(),
+                replacement: entry.replacement_content_id.as_deref(),
+                is_global: entry.is_global,
+                zones: entry.zone_content_ids.iter().map(String::as_str).collect(),
+                thumbnail: entry.thumbnail.clone(),
+            },
+            true,
+        )
+    }
+
+    /// Stores the entry of a `GET /api/v1/content/:id` payload read at `now` without an owned copy (same rules and
+    /// errors as [`CacheEntry::from_detail`], thumbnail kept as in [`DetailCache::store`]). Returns the slot.
+    pub fn store_detail(
+        &mut self,
+        id: &str,
+        detail: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<u32, String> {
+        let f = DetailFields::parse(detail)?;
+        let fetched = ts(now);
+        Ok(self.put(
+            id,
+            Parts {
+                updated_at: f.updated_at,
+                fetched_at: &fetched,
+                status: f.status,
+                expires_at: f.expires_at.as_deref(),
+                replacement: f.replacement_content_id,
+                is_global: f.is_global,
+                zones: f.zone_content_ids,
+                thumbnail: None,
+            },
+            true,
+        ))
+    }
+
+    /// Records a thumbnail probe on the entry of `id` (nothing when it has none).
+    pub fn set_thumbnail(&mut self, id: &str, t: ThumbnailCheck) {
+        if let Some(s) = self.slot_of(id) {
+            self.thumbs.push(t);
+            self.slots[s as usize].thumb = (self.thumbs.len() - 1) as u32;
+        }
+    }
+
+    /// Removes the entry of `id`; returns whether there was one.
+    pub fn remove(&mut self, id: &str) -> bool {
+        match self.slot_of(id) {
+            Some(s) => {
+                self.slots[s as usize].alive = false;
+                self.live -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// After a complete scan: drops every entry not linked to a row of `table` that is still judged (rows are the
+    /// listed items that need a detail, so entries of unlisted ids and of items that no longer need one go). Returns
+    /// how many were dropped.
+    pub fn retain_listed(&mut self, table: &ContentTable) -> usize {
+        let mut keep = vec![false; self.slots.len()];
+        for r in table.rows() {
+            let e = table.entry(r);
+            if let Some(k) = keep.get_mut(e as usize) {
+                *k = true;
+            }
+        }
+        let mut dropped = 0;
+        for (s, k) in self.slots.iter_mut().zip(keep) {
+            if s.alive && !k {
+                s.alive = false;
+                dropped += 1;
+            }
+        }
+        self.live -= dropped;
+        dropped
+    }
+
+    /// Writes the document as compact JSON (`{"version":1,"items":{…}}`, entries in slot order).
+    pub fn write_to(&self, w: &mut dyn Write) -> io::Result<()> {
+        fn js(w: &mut dyn Write, s: &str) -> io::Result<()> {
+            serde_json::to_writer(&mut *w, s).map_err(io::Error::other)
+        }
+        fn opt(w: &mut dyn Write, s: Option<&str>) -> io::Result<()> {
+            match s {
+                Some(s) => js(w, s),
+                None => w.write_all(b"null"),
+            }
+        }
+        write!(w, "{{\"version\":{CACHE_VERSION},\"items\":{{")?;
+        let mut first = true;
+        for slot in self.slots.iter().filter(|s| s.alive) {
+            let e = EntryRef { cache: self, slot };
+            if !first {
+                w.write_all(b",")?;
+            }
+            first = false;
+            js(w, slot.id.get(&self.arena))?;
+            w.write_all(b":{\"updatedAt\":")?;
+            opt(w, slot.updated.text(&self.arena).as_deref())?;
+            w.write_all(b",\"fetchedAt\":")?;
+            opt(w, slot.fetched.text(&self.arena).as_deref())?;
+            w.write_all(b",\"status\":")?;
+            js(w, self.statuses.get(slot.status).unwrap_or(""))?;
+            w.write_all(b",\"expiresAt\":")?;
+            opt(w, e.expires_at().as_deref())?;
+            w.write_all(b",\"replacementContentId\":")?;
+            opt(w, e.replacement())?;
+            w.write_all(b",\"isGlobal\":")?;
+            w.write_all(match e.is_global() {
+                None => b"null",
+                Some(true) => b"true",
+                Some(false) => b"false",
+            })?;
+            w.write_all(b",\"zoneContentIds\":[")?;
+            for (i, z) in e.zone_ids().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                js(w, z)?;
+            }
+            w.write_all(b"]")?;
+            if let Some(t) = e.thumbnail() {
+                w.write_all(b",\"thumbnail\":")?;
+                serde_json::to_writer(&mut *w, t).map_err(io::Error::other)?;
+            }
+            w.write_all(b"}")?;
+        }
+        w.write_all(b"}}")
+    }
+
+    /// The document as bytes ([`DetailCache::write_to`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.write_to(&mut v).expect("writing to a Vec cannot fail");
+        v
+    }
+
+    /// Bytes held (approximate).
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.arena.capacity()
+            + self.zones.capacity() * 8
+            + self.index.capacity() * 17
     }
 }
 
-/// Parses cache bytes. Errors (→ quarantine) when the JSON is unparseable, the top level is not an object, `version`
-/// is not 1 or `items` is not an object. Single malformed entries are dropped (they are simply stale) and counted in
-/// the second value.
-pub fn parse_cache(bytes: &[u8]) -> Result<(DetailCache, usize), String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("unparseable JSON: {e}"))?;
-    let m = v
-        .as_object()
-        .ok_or_else(|| "top level is not an object".to_string())?;
-    match m.get("version").and_then(Value::as_u64) {
+impl PartialEq for DetailCache {
+    /// Same ids with the same entries (slot layout and order aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.ids().all(|id| self.get(id) == other.get(id))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Streaming parse
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Why a top level or `items` value was refused.
+enum Shape {
+    Ok,
+    NotObject,
+}
+
+struct NotObject;
+
+impl<'de> Visitor<'de> for NotObject {
+    type Value = Shape;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::NotObject)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::NotObject)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::NotObject)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::NotObject)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+        Ok(Shape::NotObject)
+    }
+    fn visit_unit<E>(self) -> Result<Shape, E> {
+        Ok(Shape::NotObject)
+    }
+    fn visit_none<E>(self) -> Result<Shape, E> {
+        Ok(Shape::NotObject)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Shape::NotObject)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Shape::NotObject)
+    }
+}
+
+/// The top level: `version` (kept as a value) and `items` (streamed into the cache).
+struct TopSeed<'c> {
+    cache: &'c mut DetailCache,
+    dropped: &'c mut usize,
+    version: &'c mut Option<Value>,
+    items: &'c mut Option<Shape>,
+}
+
+macro_rules! forward_not_object {
+    () => {
+        fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_unit<E>(self) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_none<E>(self) -> Result<Shape, E> {
+            Ok(Shape::NotObject)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Shape, A::Error> {
+            NotObject.visit_seq(seq)
+        }
+    };
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
+    type Value = Shape;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_> {
+    type Value = Shape;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the content cache object")
+    }
+    forward_not_object!();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            match &*k {
+                "version" => *self.version = Some(map.next_value()?),
+                "items" => {
+                    *self.items = Some(map.next_value_seed(ItemsSeed {
+                        cache: &mut *self.cache,
+                        dropped: &mut *self.dropped,
+                    })?)
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Shape::Ok)
+    }
+}
+
+struct ItemsSeed<'c> {
+    cache: &'c mut DetailCache,
+    dropped: &'c mut usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed<'_> {
+    type Value = Shape;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemsSeed<'_> {
+    type Value = Shape;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the items object")
+    }
+    forward_not_object!();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        while let Some(id) = map.next_key::<Cow<'de, str>>()? {
+            match map.next_value::<RawEntry>()?.into_checked() {
+                Some(p) => {
+                    self.cache.put(
+                        &id,
+                        Parts {
+                            updated_at: &p.updated_at,
+                            fetched_at: &p.fetched_at,
+                            status: &p.status,
+                            expires_at: p.expires_at.as_deref(),
+                            replacement: p.replacement.as_deref(),
+                            is_global: p.is_global,
+                            zones: p.zones.iter().map(String::as_str).collect(),
+                            thumbnail: p.thumbnail,
+                        },
+                        false,
+                    );
+                }
+                None => *self.dropped += 1,
+            }
+        }
+        Ok(Shape::Ok)
+    }
+}
+
+/// One entry as read: each known field as a JSON value (checked afterwards, so a malformed entry is dropped without
+/// failing the file), `malformed` when the entry is not an object or repeats a field.
+#[derive(Default)]
+struct RawEntry {
+    malformed: bool,
+    updated_at: Option<Value>,
+    fetched_at: Option<Value>,
+    status: Option<Value>,
+    expires_at: Option<Value>,
+    replacement: Option<Value>,
+    is_global: Option<Value>,
+    zones: Option<Value>,
+    thumbnail: Option<Value>,
+}
+
+/// A checked entry (the rules of the serde form of the file: required strings, optional nullable fields).
+struct Checked {
+    updated_at: String,
+    fetched_at: String,
+    status: String,
+    expires_at: Option<String>,
+    replacement: Option<String>,
+    is_global: Option<bool>,
+    zones: Vec<String>,
+    thumbnail: Option<ThumbnailCheck>,
+}
+
+impl RawEntry {
+    fn into_checked(self) -> Option<Checked> {
+        if self.malformed {
+            return None;
+        }
+        let req = |v: Option<Value>| match v {
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let nullable = |v: Option<Value>| match v {
+            None | Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => Some(Some(s)),
+            _ => None,
+        };
+        Some(Checked {
+            updated_at: req(self.updated_at)?,
+            fetched_at: req(self.fetched_at)?,
+            status: req(self.status)?,
+            expires_at: nullable(self.expires_at)?,
+            replacement: nullable(self.replacement)?,
+            is_global: match self.is_global {
+                None | Some(Value::Null) => None,
+                Some(Value::Bool(b)) => Some(b),
+                _ => return None,
+            },
+            zones: match self.zones {
+                None => Vec::new(),
+                Some(v) => serde_json::from_value(v).ok()?,
+            },
+            thumbnail: match self.thumbnail {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(serde_json::from_value(v).ok()?),
+            },
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawEntry {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<RawEntry, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a cache entry")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEntry, A::Error> {
+                let mut e = RawEntry::default();
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    let field = match &*k {
+                        "updatedAt" => &mut e.updated_at,
+                        "fetchedAt" => &mut e.fetched_at,
+                        "status" => &mut e.status,
+                        "expiresAt" => &mut e.expires_at,
+                        "replacementContentId" => &mut e.replacement,
+                        "isGlobal" => &mut e.is_global,
+                        "zoneContentIds" => &mut e.zones,
+                        "thumbnail" => &mut e.thumbnail,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    let v: Value = map.next_value()?;
+                    if field.replace(v).is_some() {
+                        e.malformed = true;
+                    }
+                }
+                Ok(e)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawEntry, E> {
+                Ok(RawEntry::malformed())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<RawEntry, E> {
+                Ok(RawEntry::malformed())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<RawEntry, E> {
+                Ok(RawEntry::malformed())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<RawEntry, E> {
+                Ok(RawEntry::malformed())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<RawEntry, E> {
+                Ok(RawEntry::malformed())
+            }
+            fn visit_unit<E>(self) -> Result<RawEntry, E> {
+                Ok(RawEntry::malformed())
+            }
+            fn visit_none<E>(self) -> Result<RawEntry, E> {
+                Ok(RawEntry::malformed())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawEntry, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(RawEntry::malformed())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl RawEntry {
+    fn malformed() -> RawEntry {
+        RawEntry {
+            malformed: true,
+            ..RawEntry::default()
+        }
+    }
+}
+
+const READ_ERROR: &str = "read error: ";
+
+/// Parses a cache document from `reader` (buffered by the caller or not; it is read once, front to back). Errors
+/// (→ quarantine) when the JSON is unparseable, the top level is not an object, `version` is not 1 or `items` is
+/// missing or not an object. Single malformed entries are dropped (they are simply stale) and counted in the second
+/// value.
+pub fn parse_cache_reader(reader: impl Read) -> Result<(DetailCache, usize), String> {
+    let mut cache = DetailCache::default();
+    let mut dropped = 0usize;
+    let mut version = None;
+    let mut items = None;
+    let mut de =
+        serde_json::Deserializer::from_reader(io::BufReader::with_capacity(1 << 16, reader));
+    let top = TopSeed {
+        cache: &mut cache,
+        dropped: &mut dropped,
+        version: &mut version,
+        items: &mut items,
+    }
+    .deserialize(&mut de)
+    .and_then(|t| de.end().map(|()| t))
+    .map_err(|e| {
+        if e.is_io() {
+            format!("{READ_ERROR}{e}")
+        } else {
+            format!("unparseable JSON: {e}")
+        }
+    })?;
+    if let Shape::NotObject = top {
+        return Err("top level is not an object".into());
+    }
+    match version.as_ref().and_then(Value::as_u64) {
         Some(CACHE_VERSION) => {}
         other => return Err(format!("unsupported version {other:?}")),
     }
-    let items = m
-        .get("items")
-        .and_then(Value::as_object)
-        .ok_or_else(|| "items is not an object".to_string())?;
-    let mut cache = DetailCache::default();
-    let mut dropped = 0;
-    for (id, e) in items {
-        match serde_json::from_value::<CacheEntry>(e.clone()) {
-            Ok(entry) => {
-                cache.items.insert(id.clone(), entry);
-            }
-            Err(_) => dropped += 1,
-        }
+    match items {
+        Some(Shape::Ok) => Ok((cache, dropped)),
+        _ => Err("items is not an object".into()),
     }
-    Ok((cache, dropped))
 }
 
-/// The detail reads of one run (agents.md 6.2.1): ids of listed items that need a detail and have no fresh entry,
-/// layouts first, then oldest `createdAt` (unparseable last), then id; at most `limit`. The second value is the number
-/// of stale or missing entries in total (the rest wait for later runs).
-pub fn refresh_plan(content: &[Value], cache: &DetailCache, limit: usize) -> (Vec<String>, usize) {
-    let mut stale: Vec<(bool, Option<DateTime<Utc>>, &str)> = content
-        .iter()
-        .filter(|c| needs_detail(c))
-        .filter(|c| cache.fresh(c).is_none())
-        .filter_map(|c| {
-            let id = item_id(c)?;
-            let layout = c.get("type").and_then(Value::as_str) == Some("layout");
-            let created = c
-                .get("createdAt")
-                .and_then(Value::as_str)
-                .and_then(parse_ts);
-            Some((layout, created, id))
-        })
+/// [`parse_cache_reader`] over bytes.
+pub fn parse_cache(bytes: &[u8]) -> Result<(DetailCache, usize), String> {
+    parse_cache_reader(bytes)
+}
+
+/// The detail reads of one run (agents.md 6.2.1): rows of `table` that have no fresh entry in `cache` (every row
+/// needs a detail: see [`ContentTable`]), layouts first, then oldest `createdAt` (unparseable last), then id; at most
+/// `limit`. The second value is the number of stale or missing entries in total (the rest wait for later runs).
+pub fn refresh_plan(table: &ContentTable, cache: &DetailCache, limit: usize) -> (Vec<u32>, usize) {
+    let mut stale: Vec<(bool, Option<DateTime<Utc>>, u32)> = table
+        .rows()
+        .filter(|r| cache.fresh(table, *r).is_none())
+        .map(|r| (table.is_layout(r), table.created(r), r))
         .collect();
-    stale.sort_by(|a, b| {
+    let total = stale.len();
+    let cmp = |a: &(bool, Option<DateTime<Utc>>, u32), b: &(bool, Option<DateTime<Utc>>, u32)| {
         b.0.cmp(&a.0)
             .then_with(|| match (a.1, b.1) {
                 (Some(x), Some(y)) => x.cmp(&y),
@@ -248,17 +929,14 @@ pub fn refresh_plan(content: &[Value], cache: &DetailCache, limit: usize) -> (Ve
                 (None, Some(_)) => std::cmp::Ordering::Greater,
                 (None, None) => std::cmp::Ordering::Equal,
             })
-            .then_with(|| a.2.cmp(b.2))
-    });
-    let total = stale.len();
-    (
-        stale
-            .into_iter()
-            .take(limit)
-            .map(|(_, _, id)| id.to_string())
-            .collect(),
-        total,
-    )
+            .then_with(|| table.id(a.2).cmp(table.id(b.2)))
+    };
+    if limit < stale.len() {
+        stale.select_nth_unstable_by(limit, cmp);
+        stale.truncate(limit);
+    }
+    stale.sort_unstable_by(cmp);
+    (stale.into_iter().map(|(_, _, r)| r).collect(), total)
 }
 
 /// The cache file in the state dir, with its lock deadline.
@@ -301,9 +979,9 @@ impl CacheFile {
         &self.path
     }
 
-    /// Reads the cache under its lock. Missing → empty. Corrupt → renamed to `<cache>.corrupt-<pid>-<n>` (unless
-    /// `dry_run`, where nothing on disk changes) and empty, with an ERROR line. A lock timeout or unreadable file →
-    /// empty with an ERROR line (the run then re-reads details; never fatal).
+    /// Reads the cache under its lock, parsing straight from the file. Missing → empty. Corrupt → renamed to
+    /// `<cache>.corrupt-<pid>-<n>` (unless `dry_run`, where nothing on disk changes) and empty, with an ERROR line. A
+    /// lock timeout or unreadable file → empty with an ERROR line (the run then re-reads details; never fatal).
     pub fn load(&self, dry_run: bool) -> Loaded {
         let mut out = Loaded::default();
         let guard = if dry_run {
@@ -319,9 +997,9 @@ impl CacheFile {
                 }
             }
         };
-        let bytes = match std::fs::read(&self.path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return out,
+        let file = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
             Err(e) => {
                 out.errors.push(format!(
                     "cannot read content cache {}: {e}; continuing without it",
@@ -330,7 +1008,14 @@ impl CacheFile {
                 return out;
             }
         };
-        match parse_cache(&bytes) {
+        if file.metadata().is_ok_and(|m| m.is_dir()) {
+            out.errors.push(format!(
+                "cannot read content cache {}: it is a directory; continuing without it",
+                self.path.display()
+            ));
+            return out;
+        }
+        match parse_cache_reader(file) {
             Ok((cache, dropped)) => {
                 if dropped > 0 {
                     out.warnings.push(format!(
@@ -340,35 +1025,40 @@ impl CacheFile {
                 }
                 out.cache = cache;
             }
+            Err(reason) if reason.starts_with(READ_ERROR) => {
+                out.errors.push(format!(
+                    "cannot read content cache {}: {reason}; continuing without it",
+                    self.path.display()
+                ));
+            }
             Err(reason) if dry_run => out.errors.push(format!(
                 "content cache {} is corrupt ({reason}); dry run: not quarantined, continuing from an empty cache",
                 self.path.display()
             )),
-            Err(reason) => {
-                match crate::state::lock::quarantine(&self.path) {
-                    Ok(q) => out.errors.push(format!(
-                        "content cache {} is corrupt ({reason}); quarantined as {} and rebuilding",
-                        self.path.display(),
-                        q.display()
-                    )),
-                    Err(e) => out.errors.push(format!(
-                        "content cache {} is corrupt ({reason}); quarantine failed ({e}); rebuilding",
-                        self.path.display()
-                    )),
-                }
-            }
+            Err(reason) => match crate::state::lock::quarantine(&self.path) {
+                Ok(q) => out.errors.push(format!(
+                    "content cache {} is corrupt ({reason}); quarantined as {} and rebuilding",
+                    self.path.display(),
+                    q.display()
+                )),
+                Err(e) => out.errors.push(format!(
+                    "content cache {} is corrupt ({reason}); quarantine failed ({e}); rebuilding",
+                    self.path.display()
+                )),
+            },
         }
         drop(guard);
         out
     }
 
-    /// Writes the cache atomically (temp file, fsync, rename; mode 0644) under its own lock.
+    /// Writes the cache atomically (temp file streamed through a buffer, fsync, rename; mode 0644) under its own
+    /// lock.
     ///
     /// Errors: lock timeout or write failure (the old file stays; the next run re-reads what is stale).
     pub fn save(&self, cache: &DetailCache) -> Result<(), String> {
         let _guard = FileLock::acquire(&lock_path_for(&self.path), self.lock_timeout)
             .map_err(|e| e.to_string())?;
-        atomic_write(&self.path, &cache.to_bytes(), 0o644)
+        atomic_write_with(&self.path, 0o644, &mut |w| cache.write_to(w))
             .map_err(|e| format!("cannot write content cache {}: {e}", self.path.display()))
     }
 }
@@ -376,7 +1066,9 @@ impl CacheFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agents::content_table::TableOptions;
     use chrono::TimeZone;
+    use serde_json::json;
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 8, 26, 13, 42, 17).unwrap()
@@ -386,24 +1078,36 @@ mod tests {
         json!({"id": id, "type": kind, "status": status, "createdAt": created, "updatedAt": updated})
     }
 
+    fn table(items: &[Value], cache: &DetailCache) -> ContentTable {
+        ContentTable::from_items(items, TableOptions::default(), Some(cache))
+    }
+
     fn entry(updated: &str) -> CacheEntry {
         CacheEntry::from_detail(&json!({"updatedAt": updated, "status": "active"}), now()).unwrap()
     }
 
     #[test]
     fn detail_projection_keeps_zones_replacement_and_global_flag() {
-        let e = CacheEntry::from_detail(
-            &json!({"id":"c1","updatedAt":"2026-08-01T00:00:00.000Z","status":"active",
-                "expiresAt":"2026-09-01T00:00:00.000Z","replacementContentId":"c2","isGlobal":true,
-                "metadata":{"zones":[{"contentId":"z1"},{"contentId":null},{"x":1},{"contentId":"z2"}]}}),
-            now(),
-        )
-        .unwrap();
+        let detail = json!({"id":"c1","updatedAt":"2026-08-01T00:00:00.000Z","status":"active",
+            "expiresAt":"2026-09-01T00:00:00.000Z","replacementContentId":"c2","isGlobal":true,
+            "metadata":{"zones":[{"contentId":"z1"},{"contentId":null},{"x":1},{"contentId":"z2"}]}});
+        let e = CacheEntry::from_detail(&detail, now()).unwrap();
         assert_eq!(e.zone_content_ids, vec!["z1", "z2"]);
         assert_eq!(e.replacement_content_id.as_deref(), Some("c2"));
         assert_eq!(e.is_global, Some(true));
         assert_eq!(e.expires_at.as_deref(), Some("2026-09-01T00:00:00.000Z"));
         assert_eq!(e.fetched_at, "2026-08-26T13:42:17.000Z");
+        // The compact store keeps exactly the same.
+        let mut c = DetailCache::default();
+        c.store_detail("c1", &detail, now()).unwrap();
+        assert_eq!(c.get("c1").unwrap(), e);
+        // A non-string expiresAt is kept as its JSON text.
+        let e = CacheEntry::from_detail(
+            &json!({"updatedAt":"x","status":"active","expiresAt": 12}),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(e.expires_at.as_deref(), Some("12"));
     }
 
     #[test]
@@ -416,6 +1120,9 @@ mod tests {
             json!([1, 2]),
         ] {
             assert!(CacheEntry::from_detail(&bad, now()).is_err(), "{bad}");
+            let mut c = DetailCache::default();
+            assert!(c.store_detail("a", &bad, now()).is_err(), "{bad}");
+            assert!(c.is_empty());
         }
     }
 
@@ -423,22 +1130,31 @@ mod tests {
     fn an_entry_is_fresh_only_for_the_same_updated_at() {
         let mut c = DetailCache::default();
         c.store("a", entry("2026-08-01T00:00:00.000Z"));
-        let listed = item(
-            "a",
-            "image",
-            "active",
-            "2026-01-01T00:00:00.000Z",
-            "2026-08-01T00:00:00.000Z",
+        c.store("b", entry("u-b"));
+        let t = table(
+            &[
+                item(
+                    "a",
+                    "image",
+                    "active",
+                    "2026-01-01T00:00:00.000Z",
+                    "2026-08-01T00:00:00.000Z",
+                ),
+                item(
+                    "a",
+                    "image",
+                    "active",
+                    "2026-01-01T00:00:00.000Z",
+                    "2026-08-02T00:00:00.000Z",
+                ),
+                item("b", "image", "active", "x", "u-b"),
+                json!({"id": "b", "type": "image", "status": "active"}),
+                item("c", "image", "active", "x", "u-b"),
+            ],
+            &c,
         );
-        assert!(c.fresh(&listed).is_some());
-        let changed = item(
-            "a",
-            "image",
-            "active",
-            "2026-01-01T00:00:00.000Z",
-            "2026-08-02T00:00:00.000Z",
-        );
-        assert!(c.fresh(&changed).is_none());
+        let fresh: Vec<bool> = t.rows().map(|r| c.fresh(&t, r).is_some()).collect();
+        assert_eq!(fresh, vec![true, false, true, false, false]);
     }
 
     #[test]
@@ -456,12 +1172,18 @@ mod tests {
             ),
             item("arch", "image", "archived", "2020-01-01T00:00:00.000Z", "u"),
             item("fresh", "image", "active", "2019-01-01T00:00:00.000Z", "u"),
+            item("bad", "image", "active", "yesterday", "u"),
         ];
         let mut cache = DetailCache::default();
         cache.store("fresh", entry("u"));
-        let (ids, total) = refresh_plan(&content, &cache, 2);
+        let t = table(&content, &cache);
+        let (rows, total) = refresh_plan(&t, &cache, 2);
+        let ids: Vec<&str> = rows.iter().map(|r| t.id(*r)).collect();
         assert_eq!(ids, vec!["lay", "old"]);
-        assert_eq!(total, 3);
+        assert_eq!(total, 4);
+        let (rows, _) = refresh_plan(&t, &cache, 10);
+        let ids: Vec<&str> = rows.iter().map(|r| t.id(*r)).collect();
+        assert_eq!(ids, vec!["lay", "old", "new", "bad"]);
     }
 
     #[test]
@@ -474,8 +1196,10 @@ mod tests {
             item("keep", "image", "active", "x", "u"),
             item("archived", "image", "archived", "x", "u"),
         ];
-        assert_eq!(cache.retain_listed(&content), 2);
-        assert_eq!(cache.items.keys().collect::<Vec<_>>(), vec!["keep"]);
+        let t = table(&content, &cache);
+        assert_eq!(cache.retain_listed(&t), 2);
+        assert_eq!(cache.ids().collect::<Vec<_>>(), vec!["keep"]);
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
@@ -490,8 +1214,17 @@ mod tests {
         });
         cache.store("a", e);
         cache.store("a", entry("u2"));
-        assert_eq!(cache.items["a"].updated_at, "u2");
-        assert!(cache.items["a"].thumbnail.as_ref().unwrap().ok);
+        assert_eq!(cache.get("a").unwrap().updated_at, "u2");
+        assert!(cache.get("a").unwrap().thumbnail.unwrap().ok);
+        cache
+            .store_detail("a", &json!({"updatedAt": "u3", "status": "active"}), now())
+            .unwrap();
+        assert!(cache.get("a").unwrap().thumbnail.unwrap().ok);
+        // A removed entry does not hand its probe to a later one.
+        assert!(cache.remove("a"));
+        cache.store("a", entry("u4"));
+        assert!(cache.get("a").unwrap().thumbnail.is_none());
+        assert_eq!(cache.len(), 1);
     }
 
     #[test]
@@ -500,6 +1233,18 @@ mod tests {
         let f = CacheFile::new(d.path().join(CACHE_FILE_NAME), Duration::from_millis(500));
         let mut cache = DetailCache::default();
         cache.store("a", entry("u"));
+        let mut b = entry("2026-08-01T00:00:00.000Z");
+        b.expires_at = Some("2026-09-01T00:00:00+02:00".into());
+        b.replacement_content_id = Some("r \"quoted\"".into());
+        b.is_global = Some(false);
+        b.zone_content_ids = vec!["z1".into(), "z2".into()];
+        b.thumbnail = Some(ThumbnailCheck {
+            url: "https://x.test/t.jpg".into(),
+            ok: false,
+            checked_at: "2026-08-26T00:00:00.000Z".into(),
+            detail: Some("HEAD answered 404".into()),
+        });
+        cache.store("b\u{e9}", b);
         f.save(&cache).unwrap();
         let loaded = f.load(false);
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
@@ -508,14 +1253,20 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(f.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
+        // The file is the documented format.
+        let v: Value = serde_json::from_slice(&std::fs::read(f.path()).unwrap()).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["items"]["b\u{e9}"]["zoneContentIds"], json!(["z1", "z2"]));
+        assert_eq!(v["items"]["b\u{e9}"]["thumbnail"]["ok"], false);
+        assert_eq!(v["items"]["a"]["expiresAt"], Value::Null);
 
         std::fs::write(f.path(), b"{not json").unwrap();
         // Dry run: reported, nothing moved.
         let dry = f.load(true);
-        assert!(dry.cache.items.is_empty());
+        assert!(dry.cache.is_empty());
         assert!(f.path().exists());
         let loaded = f.load(false);
-        assert!(loaded.cache.items.is_empty());
+        assert!(loaded.cache.is_empty());
         assert!(
             loaded.errors[0].contains("quarantined as"),
             "{:?}",
@@ -532,15 +1283,53 @@ mod tests {
     }
 
     #[test]
+    fn a_file_in_the_old_pretty_form_loads() {
+        let old = serde_json::to_vec_pretty(&json!({"version": 1, "items": {
+            "a": {"updatedAt": "u", "fetchedAt": "2026-08-26T13:42:17.000Z", "status": "active",
+                  "expiresAt": null, "replacementContentId": null, "isGlobal": null, "zoneContentIds": []},
+            "b": {"updatedAt": "2026-08-01T00:00:00.000Z", "fetchedAt": "f", "status": "archived",
+                  "expiresAt": "2026-08-02T00:00:00.000Z", "replacementContentId": "r", "isGlobal": true,
+                  "zoneContentIds": ["z"], "thumbnail": {"url": "minio://k", "ok": true,
+                  "checkedAt": "2026-08-26T13:42:17.000Z"}, "future": {"x": 1}}
+        }}))
+        .unwrap();
+        let (c, dropped) = parse_cache(&old).unwrap();
+        assert_eq!(dropped, 0);
+        let b = c.get("b").unwrap();
+        assert_eq!(b.status, "archived");
+        assert_eq!(b.expires_at.as_deref(), Some("2026-08-02T00:00:00.000Z"));
+        assert_eq!(b.zone_content_ids, vec!["z"]);
+        assert_eq!(b.thumbnail.unwrap().url, "minio://k");
+        assert_eq!(c.get("a").unwrap().fetched_at, "2026-08-26T13:42:17.000Z");
+        // Written again and re-read: the same entries.
+        let (again, _) = parse_cache(&c.to_bytes()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
     fn wrong_version_is_corrupt_and_bad_entries_are_dropped() {
         assert!(parse_cache(br#"{"version":2,"items":{}}"#).is_err());
-        assert!(parse_cache(br#"[1]"#).is_err());
+        assert!(parse_cache(br#"{"items":{}}"#).is_err());
+        assert!(parse_cache(br#"{"version":1}"#).is_err());
+        assert!(parse_cache(br#"{"version":1,"items":[]}"#).is_err());
+        assert!(parse_cache(br#"{"version":1,"items":{}} x"#).is_err());
+        assert_eq!(
+            parse_cache(br#"[1]"#).unwrap_err(),
+            "top level is not an object"
+        );
         let (c, dropped) = parse_cache(
-            br#"{"version":1,"items":{"a":{"updatedAt":"u","fetchedAt":"f","status":"active","expiresAt":null,
-            "replacementContentId":null,"isGlobal":null,"zoneContentIds":[]},"b":{"status":3}}}"#,
+            br#"{"items":{"a":{"updatedAt":"u","fetchedAt":"f","status":"active","expiresAt":null,
+            "replacementContentId":null,"isGlobal":null,"zoneContentIds":[]},"b":{"status":3},
+            "c":[1,{"x":2}],"d":{"updatedAt":"u","fetchedAt":"f","status":"s","zoneContentIds":null},
+            "e":{"updatedAt":"u","fetchedAt":"f","status":"s","isGlobal":"no"},
+            "f":{"updatedAt":"u","fetchedAt":"f","status":"s","thumbnail":{"url":"x"}},
+            "g":{"updatedAt":"u","updatedAt":"v","fetchedAt":"f","status":"s"},
+            "h":{"updatedAt":"u","fetchedAt":"f","status":"s"}},"version":1}"#,
         )
         .unwrap();
-        assert_eq!(dropped, 1);
-        assert!(c.items.contains_key("a"));
+        assert_eq!(dropped, 6);
+        assert!(c.contains("a"));
+        assert!(c.contains("h"), "optional fields may be missing");
+        assert_eq!(c.len(), 2);
     }
 }

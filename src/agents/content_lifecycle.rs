@@ -23,11 +23,15 @@
 //!
 //! Nothing here deletes anything: content is archived, playlists are repointed.
 
-use super::content_cache::{CacheEntry, CacheFile, DetailCache, ThumbnailCheck, refresh_plan};
+use super::content_cache::{CacheFile, DetailCache, EntryRef, ThumbnailCheck, refresh_plan};
+use super::content_table::{
+    ContentSink, ContentTable, HashSet64, PlaylistRefs, PlaylistSink, PriorSeen, SizeState,
+    TableOptions, ThumbState, id_hash, is_http_url,
+};
 use super::{AgentContext, AgentOutcome, InlineAlert, InlineKind, WriteMode, resolved};
 use crate::model::{Incident, IncidentStatus, Severity, incident_id, parse_ts, ts};
 use crate::state::audit::VerificationLine;
-use crate::vizora::{ApiError, MutationRequest, MutationStatus, VizoraApi};
+use crate::vizora::{ApiError, ListResult, MutationRequest, MutationStatus, VizoraApi};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::StreamExt;
 use reqwest::Method;
@@ -122,6 +126,8 @@ fn fmt_days(d: ChronoDuration) -> String {
 /// An active listed item whose fresh detail says it expired (agents.md 6.2.2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpiredFinding {
+    /// Row of the item in the [`ContentTable`].
+    pub row: u32,
     pub id: String,
     pub name: String,
     /// `expiresAt` as read.
@@ -136,31 +142,36 @@ pub struct ExpiredFinding {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExpiredScan {
     pub findings: Vec<ExpiredFinding>,
-    /// Active items without a fresh entry or with an unparseable `expiresAt`: not examined.
-    pub unexamined: Vec<String>,
+    /// Rows of active items without a fresh entry or with an unparseable `expiresAt`: not examined.
+    pub unexamined: Vec<u32>,
 }
 
 /// Expired content (agents.md 6.2.2): a listed `active` item with a fresh cache entry and `expiresAt` ≤ `now`;
-/// without a fresh entry, or with an unparseable `expiresAt`, it is not examined.
-pub fn detect_expired(content: &[Value], cache: &DetailCache, now: DateTime<Utc>) -> ExpiredScan {
+/// without a fresh entry, or with an unparseable `expiresAt`, it is not examined. One pass over the rows; strings are
+/// allocated only for findings.
+pub fn detect_expired(
+    table: &ContentTable,
+    cache: &DetailCache,
+    now: DateTime<Utc>,
+) -> ExpiredScan {
     let mut out = ExpiredScan::default();
-    for c in content.iter().filter(|c| is_active(c)) {
-        let Some(id) = id_of(c) else { continue };
-        let Some(e) = cache.fresh(c) else {
-            out.unexamined.push(id.to_string());
+    for r in table.rows().filter(|r| table.is_active(*r)) {
+        let Some(e) = cache.fresh(table, r) else {
+            out.unexamined.push(r);
             continue;
         };
-        let Some(exp) = &e.expires_at else { continue };
-        match parse_ts(exp) {
-            Some(t) if t <= now => out.findings.push(ExpiredFinding {
-                id: id.to_string(),
-                name: label(c),
-                expires_at: exp.clone(),
-                replacement: e.replacement_content_id.clone(),
-                file_size: c.get("fileSize").and_then(Value::as_u64).unwrap_or(0),
+        match e.expires_time() {
+            None => {}
+            Some(Some(t)) if t <= now => out.findings.push(ExpiredFinding {
+                row: r,
+                id: table.id(r).to_string(),
+                name: table.label(r).to_string(),
+                expires_at: e.expires_at().unwrap_or_default().into_owned(),
+                replacement: e.replacement().map(String::from),
+                file_size: table.file_size(r),
             }),
-            Some(_) => {}
-            None => out.unexamined.push(id.to_string()),
+            Some(Some(_)) => {}
+            Some(None) => out.unexamined.push(r),
         }
     }
     out
@@ -254,11 +265,12 @@ pub fn repoint_body(
 }
 
 /// The content references of agents.md 6.2.4 and whether they are all known.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Harvest {
-    /// Playlist `items[].contentId` ∪ zone `contentId`s of listed live layouts ∪ `replacementContentId` of listed
-    /// active items.
-    pub refs: HashSet<String>,
+    /// [`id_hash`] of playlist `items[].contentId` ∪ zone `contentId`s of listed live layouts ∪
+    /// `replacementContentId` of listed active items. A hash collision makes content look referenced (never
+    /// archived): the safe direction.
+    pub refs: HashSet64,
     /// Why the harvest is incomplete (empty = complete).
     pub gaps: Vec<String>,
 }
@@ -267,6 +279,10 @@ impl Harvest {
     /// Every reference source was read.
     pub fn complete(&self) -> bool {
         self.gaps.is_empty()
+    }
+    /// Whether `id` is (or, on a hash collision, may be) referenced.
+    pub fn references(&self, id: &str) -> bool {
+        self.refs.contains(&id_hash(id))
     }
     /// A one-line reason for logs and the `reference-scan-incomplete` message.
     pub fn reason(&self) -> String {
@@ -281,46 +297,38 @@ impl Harvest {
     }
 }
 
-/// Harvests the references (agents.md 6.2.4): all playlist `items[].contentId`, the `metadata.zones[].contentId`
-/// strings of listed layouts not `archived`/`expired`, and the `replacementContentId` of listed active items, the
-/// latter two from fresh cache entries. Complete only when every such layout and active item has a fresh entry and
-/// every playlist carries an `items` array.
-pub fn harvest_references(content: &[Value], playlists: &[Value], cache: &DetailCache) -> Harvest {
-    let mut h = Harvest::default();
-    let mut no_items = 0usize;
-    for p in playlists {
-        match p.get("items").and_then(Value::as_array) {
-            Some(items) => h.refs.extend(
-                items
-                    .iter()
-                    .filter_map(|i| s(i, "contentId"))
-                    .map(String::from),
-            ),
-            None => no_items += 1,
-        }
-    }
-    if no_items > 0 {
+/// Harvests the references (agents.md 6.2.4): all playlist `items[].contentId` (`playlists`, taken over), the
+/// `metadata.zones[].contentId` strings of listed layouts not `archived`/`expired`, and the `replacementContentId` of
+/// listed active items, the latter two from fresh cache entries. Complete only when every such layout and active item
+/// has a fresh entry (items without a string id never have one) and every playlist carries an `items` array.
+pub fn harvest_references(
+    table: &ContentTable,
+    playlists: PlaylistRefs,
+    cache: &DetailCache,
+) -> Harvest {
+    let mut h = Harvest {
+        refs: playlists.refs,
+        gaps: Vec::new(),
+    };
+    if playlists.without_items > 0 {
         h.gaps.push(format!(
-            "{no_items} playlist(s) listed without an items array"
+            "{} playlist(s) listed without an items array",
+            playlists.without_items
         ));
     }
-    let mut layouts_missing = 0usize;
-    let mut active_missing = 0usize;
-    for c in content {
-        let status = s(c, "status").unwrap_or("");
-        let live_layout =
-            s(c, "type") == Some("layout") && status != "archived" && status != "expired";
-        let active = status == "active";
-        if !live_layout && !active {
-            continue;
-        }
-        match cache.fresh(c) {
+    let (mut layouts_missing, mut active_missing) = table.idless();
+    for r in table.rows() {
+        // Every row is active or a live layout (see ContentTable).
+        let live_layout = table.is_layout(r);
+        match cache.fresh(table, r) {
             Some(e) => {
                 if live_layout {
-                    h.refs.extend(e.zone_content_ids.iter().cloned());
+                    h.refs.extend(e.zone_ids().map(id_hash));
                 }
-                if active && let Some(r) = &e.replacement_content_id {
-                    h.refs.insert(r.clone());
+                if table.is_active(r)
+                    && let Some(rep) = e.replacement()
+                {
+                    h.refs.insert(id_hash(rep));
                 }
             }
             None if live_layout => layouts_missing += 1,
@@ -340,9 +348,19 @@ pub fn harvest_references(content: &[Value], playlists: &[Value], cache: &Detail
     h
 }
 
-/// An unreferenced archive candidate (orphan or storage relief).
+/// An unreferenced archive candidate (orphan or storage relief), by row; [`CandidateRef::materialize`] gives the
+/// owned fields for messages and the confirm read.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CandidateRef {
+    /// Row of the item in the [`ContentTable`].
+    pub row: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An unreferenced archive candidate with its owned fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
+    pub row: u32,
     pub id: String,
     pub name: String,
     pub kind: String,
@@ -353,46 +371,62 @@ pub struct Candidate {
     pub file_size: u64,
 }
 
+impl CandidateRef {
+    /// The owned fields of the candidate.
+    pub fn materialize(&self, table: &ContentTable) -> Candidate {
+        let r = self.row;
+        Candidate {
+            row: r,
+            id: table.id(r).to_string(),
+            name: table.label(r).to_string(),
+            kind: table.kind(r).unwrap_or("?").to_string(),
+            created_at: self.created_at,
+            updated_at: table.updated_text(r).into_owned(),
+            file_size: table.file_size(r),
+        }
+    }
+}
+
 /// Unreferenced content (agents.md 6.2.4 candidates; 6.2.5 uses the same rules with its own minimum age): listed
 /// `active`, `type` ≠ `layout`, `createdAt` more than `min_age_days` days before `now`, not in the harvested
 /// references, cache `isGlobal` not true, not in `exclude`; oldest first (then id). Items without a fresh entry or
-/// with an unparseable `createdAt` are never candidates.
+/// with an unparseable `createdAt` are never candidates. One pass; no string is allocated.
 pub fn unreferenced_candidates(
-    content: &[Value],
+    table: &ContentTable,
     harvest: &Harvest,
     cache: &DetailCache,
     now: DateTime<Utc>,
     min_age_days: u64,
     exclude: &HashSet<String>,
-) -> Vec<Candidate> {
+) -> Vec<CandidateRef> {
     let min_age = ChronoDuration::days(min_age_days as i64);
-    let mut out: Vec<Candidate> = content
-        .iter()
-        .filter(|c| is_active(c) && s(c, "type") != Some("layout"))
-        .filter_map(|c| {
-            let id = id_of(c)?;
-            if harvest.refs.contains(id) || exclude.contains(id) {
-                return None;
-            }
-            let e = cache.fresh(c)?;
-            if e.is_global == Some(true) {
-                return None;
-            }
-            let created = s(c, "createdAt").and_then(parse_ts)?;
+    let mut out: Vec<CandidateRef> = table
+        .rows()
+        .filter(|r| table.is_active(*r) && !table.is_layout(*r))
+        .filter_map(|r| {
+            let created = table.created(r)?;
             if now - created <= min_age {
                 return None;
             }
-            Some(Candidate {
-                id: id.to_string(),
-                name: label(c),
-                kind: s(c, "type").unwrap_or("?").to_string(),
+            let id = table.id(r);
+            if harvest.references(id) {
+                return None;
+            }
+            let e = cache.fresh(table, r)?;
+            if e.is_global() == Some(true) || (!exclude.is_empty() && exclude.contains(id)) {
+                return None;
+            }
+            Some(CandidateRef {
+                row: r,
                 created_at: created,
-                updated_at: s(c, "updatedAt").unwrap_or("").to_string(),
-                file_size: c.get("fileSize").and_then(Value::as_u64).unwrap_or(0),
             })
         })
         .collect();
-    out.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    out.sort_by(|a, b| {
+        a.created_at
+            .cmp(&b.created_at)
+            .then_with(|| table.id(a.row).cmp(table.id(b.row)))
+    });
     out
 }
 
@@ -424,42 +458,55 @@ pub fn confirm_orphan(before: &Value, listed_updated_at: &str) -> Result<(), Str
     Ok(())
 }
 
-/// How a thumbnail is judged (agents.md 6.2.3).
+/// How a thumbnail is judged (agents.md 6.2.3); strings borrow from the table and the cache.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ThumbCheck {
+pub enum ThumbCheck<'a> {
     /// `thumbnail` is null: finding without a probe.
     Missing,
     /// A cached probe of the same URL younger than the recheck interval.
-    Cached { ok: bool, detail: Option<String> },
+    Cached { ok: bool, detail: Option<&'a str> },
     /// Probe `HEAD url` (http/https).
-    Http(String),
+    Http(&'a str),
     /// Probe `HeadObject` of this key in `MINIO_BUCKET`.
-    S3(String),
+    S3(&'a str),
     /// Not examined (S3 unconfigured, unknown URL form, unparseable field).
-    NotExamined(String),
+    NotExamined(&'static str),
 }
 
-/// The thumbnail check of a listed active image or video (`None` for other items): null → [`ThumbCheck::Missing`];
-/// a cached result for the same URL checked less than `recheck_hours` before `now` → [`ThumbCheck::Cached`];
-/// `http(s)` → [`ThumbCheck::Http`]; `minio://<key>` → [`ThumbCheck::S3`] when `s3_configured`, else not examined;
-/// anything else → not examined.
-pub fn thumbnail_check(
-    item: &Value,
-    entry: Option<&CacheEntry>,
+/// The thumbnail check of row `r` if it is a listed active image or video (`None` for other items): null →
+/// [`ThumbCheck::Missing`]; a cached result for the same URL checked less than `recheck_hours` before `now` →
+/// [`ThumbCheck::Cached`]; `http(s)` → [`ThumbCheck::Http`]; `minio://<key>` → [`ThumbCheck::S3`] when
+/// `s3_configured`, else not examined; anything else → not examined. `entry` is the row's fresh cache entry.
+pub fn thumbnail_check<'a>(
+    table: &'a ContentTable,
+    r: u32,
+    entry: Option<EntryRef<'a>>,
     now: DateTime<Utc>,
     recheck_hours: u64,
     s3_configured: bool,
-) -> Option<ThumbCheck> {
-    if !is_active(item) || !matches!(s(item, "type"), Some("image" | "video")) {
+) -> Option<ThumbCheck<'a>> {
+    if !table.is_active(r) {
         return None;
     }
-    let url = match item.get("thumbnail") {
-        None | Some(Value::Null) => return Some(ThumbCheck::Missing),
-        Some(Value::String(u)) if u.trim().is_empty() => return Some(ThumbCheck::Missing),
-        Some(Value::String(u)) => u.trim().to_string(),
-        Some(_) => return Some(ThumbCheck::NotExamined("thumbnail is not a string".into())),
+    let url = match table.thumb(r) {
+        ThumbState::NoCheck => return None,
+        ThumbState::Missing => return Some(ThumbCheck::Missing),
+        ThumbState::NotString => return Some(ThumbCheck::NotExamined("thumbnail is not a string")),
+        // Not kept: the cache held no probe for the item, so only the URL form decides.
+        ThumbState::MinioNotKept if s3_configured => {
+            return Some(ThumbCheck::NotExamined("minio:// thumbnail URL not kept"));
+        }
+        ThumbState::MinioNotKept => {
+            return Some(ThumbCheck::NotExamined(
+                "minio:// thumbnail and S3 is not configured",
+            ));
+        }
+        ThumbState::OtherNotKept => {
+            return Some(ThumbCheck::NotExamined("unknown thumbnail URL form"));
+        }
+        ThumbState::Url(span) => table.text(span),
     };
-    if let Some(t) = entry.and_then(|e| e.thumbnail.as_ref())
+    if let Some(t) = entry.and_then(|e| e.thumbnail())
         && t.url == url
         && parse_ts(&t.checked_at).is_some_and(|at| {
             let age = now - at;
@@ -468,23 +515,20 @@ pub fn thumbnail_check(
     {
         return Some(ThumbCheck::Cached {
             ok: t.ok,
-            detail: t.detail.clone(),
+            detail: t.detail.as_deref(),
         });
     }
-    let lower = url.to_ascii_lowercase();
-    Some(
-        if lower.starts_with("http://") || lower.starts_with("https://") {
-            ThumbCheck::Http(url)
-        } else if let Some(key) = url.strip_prefix("minio://") {
-            if s3_configured {
-                ThumbCheck::S3(key.to_string())
-            } else {
-                ThumbCheck::NotExamined("minio:// thumbnail and S3 is not configured".into())
-            }
+    Some(if is_http_url(url) {
+        ThumbCheck::Http(url)
+    } else if let Some(key) = url.strip_prefix("minio://") {
+        if s3_configured {
+            ThumbCheck::S3(key)
         } else {
-            ThumbCheck::NotExamined("unknown thumbnail URL form".into())
-        },
-    )
+            ThumbCheck::NotExamined("minio:// thumbnail and S3 is not configured")
+        }
+    } else {
+        ThumbCheck::NotExamined("unknown thumbnail URL form")
+    })
 }
 
 /// The size check of a listed active item (agents.md 6.2.3).
@@ -498,15 +542,13 @@ pub enum SizeVerdict {
     Unparseable,
 }
 
-/// `fileSize` against `max_bytes` (strictly greater is oversized).
-pub fn size_verdict(item: &Value, max_bytes: u64) -> SizeVerdict {
-    match item.get("fileSize") {
-        None | Some(Value::Null) => SizeVerdict::Ok,
-        Some(v) => match v.as_u64() {
-            Some(b) if b > max_bytes => SizeVerdict::Oversized(b),
-            Some(_) => SizeVerdict::Ok,
-            None => SizeVerdict::Unparseable,
-        },
+/// The listed `fileSize` of row `r` against `max_bytes` (strictly greater is oversized).
+pub fn size_verdict(table: &ContentTable, r: u32, max_bytes: u64) -> SizeVerdict {
+    match table.size(r) {
+        SizeState::Null => SizeVerdict::Ok,
+        SizeState::Bytes(b) if b > max_bytes => SizeVerdict::Oversized(b),
+        SizeState::Bytes(_) => SizeVerdict::Ok,
+        SizeState::Unparseable => SizeVerdict::Unparseable,
     }
 }
 
@@ -556,6 +598,165 @@ pub fn storage_still_critical(used: u64, freed: u64, quota: u64, crit_pct: f64) 
 // The run
 // ---------------------------------------------------------------------------------------------------------------
 
+/// What the list walks of one run leave (agents.md 6.2 inputs): the compact content table, the playlist references,
+/// and the two walks' results (their `items` are empty: every item went to a sink; `collected` is the count).
+#[derive(Debug)]
+pub struct Observation {
+    pub table: ContentTable,
+    pub playlists: PlaylistRefs,
+    pub content_list: ListResult,
+    pub playlist_list: ListResult,
+}
+
+impl Observation {
+    /// Both walks are complete (`scanComplete`).
+    pub fn scan_complete(&self) -> bool {
+        self.content_list.complete && self.playlist_list.complete
+    }
+}
+
+/// The list walks of agents.md 6.2 (`GET /api/v1/content` and `GET /api/v1/playlists`, concurrently, 5.4), each item
+/// turned into its compact form as its page arrives ([`ContentSink`] linked to `cache`, [`PlaylistSink`]).
+///
+/// Errors: a page-1 failure, a fatal API error or an unknown list shape of either walk →
+/// `required list failed: <path>: <error>[; …]` (the run then ends with exit 2 and no state write).
+pub async fn observe(
+    api: &dyn VizoraApi,
+    cache: &DetailCache,
+    opts: TableOptions,
+) -> Result<Observation, String> {
+    let mut table = ContentTable::new(opts);
+    let mut playlists = PlaylistRefs::default();
+    let (c, p) = {
+        let mut cs = ContentSink {
+            table: &mut table,
+            cache: Some(cache),
+        };
+        let mut ps = PlaylistSink(&mut playlists);
+        tokio::join!(
+            api.walk_into(CONTENT_LIST, &mut cs),
+            api.walk_into(PLAYLIST_LIST, &mut ps)
+        )
+    };
+    match (c, p) {
+        (Ok(content_list), Ok(playlist_list)) => Ok(Observation {
+            table,
+            playlists,
+            content_list,
+            playlist_list,
+        }),
+        (c, p) => {
+            let mut why = Vec::new();
+            if let Err(e) = &c {
+                why.push(format!("{CONTENT_LIST}: {e}"));
+            }
+            if let Err(e) = &p {
+                why.push(format!("{PLAYLIST_LIST}: {e}"));
+            }
+            Err(format!("required list failed: {}", why.join("; ")))
+        }
+    }
+}
+
+/// Counts of one [`refresh_details`] pass.
+#[derive(Debug, Default)]
+pub struct RefreshReport {
+    /// Details read and stored.
+    pub ok: usize,
+    /// Reads that failed or returned an unusable detail (the item stays not examined).
+    pub failed: usize,
+    /// Reads not made (deadline or budget): they wait for the next run.
+    pub deferred: usize,
+    /// Items whose detail answered 404 (gone since the list was read; marked gone in the table, entry removed).
+    pub gone: usize,
+    /// Stale or missing entries before the pass.
+    pub stale_total: usize,
+    /// Reads planned this run (at most the limit).
+    pub planned: usize,
+    /// The first fatal API error (login lost): the run stops after this pass.
+    pub fatal: Option<ApiError>,
+}
+
+/// Refreshes stale or missing entries (agents.md 6.2.1): the [`refresh_plan`] of `limit` reads,
+/// `GET /api/v1/content/:id` with `concurrency` in flight (paced by the client's budget), no new read after
+/// `deadline`. Each detail becomes a compact entry as it arrives (no payload is kept); 404 → the row is marked gone and
+/// its entry removed. `warn` receives one line per failed read; `now` stamps `fetchedAt`.
+#[allow(clippy::too_many_arguments)]
+pub async fn refresh_details(
+    api: &dyn VizoraApi,
+    table: &mut ContentTable,
+    cache: &mut DetailCache,
+    limit: usize,
+    concurrency: usize,
+    deadline: Instant,
+    now: &(dyn Fn() -> DateTime<Utc> + Sync),
+    warn: &mut (dyn FnMut(String) + Send),
+) -> RefreshReport {
+    let (plan, stale_total) = refresh_plan(table, cache, limit);
+    let mut rep = RefreshReport {
+        stale_total,
+        planned: plan.len(),
+        ..RefreshReport::default()
+    };
+    let mut links: Vec<(u32, u32)> = Vec::with_capacity(plan.len());
+    let mut gone: Vec<u32> = Vec::new();
+    {
+        let t: &ContentTable = table;
+        let mut results = futures::stream::iter(plan)
+            .map(|r| {
+                let path = format!("{CONTENT_LIST}/{}", t.id(r));
+                async move {
+                    if Instant::now() >= deadline {
+                        return (r, None);
+                    }
+                    (r, Some(api.get(&path).await))
+                }
+            })
+            .buffer_unordered(concurrency.max(1));
+        while let Some((r, res)) = results.next().await {
+            let id = t.id(r);
+            match res {
+                None => rep.deferred += 1,
+                Some(Ok(v)) => match cache.store_detail(id, &v, now()) {
+                    Ok(slot) => {
+                        links.push((r, slot));
+                        rep.ok += 1;
+                    }
+                    Err(why) => {
+                        rep.failed += 1;
+                        warn(format!(
+                            "content {id}: detail not usable ({why}); not examined"
+                        ));
+                    }
+                },
+                Some(Err(ApiError::NotFound { .. })) => {
+                    cache.remove(id);
+                    gone.push(r);
+                }
+                Some(Err(e)) => {
+                    if e.is_fatal() && rep.fatal.is_none() {
+                        rep.fatal = Some(e.clone());
+                    }
+                    if matches!(e, ApiError::BudgetExhausted { .. }) {
+                        rep.deferred += 1;
+                    } else {
+                        rep.failed += 1;
+                        warn(format!("content detail read failed: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    for (r, slot) in links {
+        table.set_entry(r, slot);
+    }
+    rep.gone = gone.len();
+    for r in gone {
+        table.mark_gone(r);
+    }
+    rep
+}
+
 /// How an archive call ended (agents.md 6.2.2 archive outcome classes).
 #[derive(Debug, Clone)]
 enum Archive {
@@ -590,7 +791,10 @@ struct Run<'a> {
     out: AgentOutcome,
     now: DateTime<Utc>,
     priors: HashMap<String, Incident>,
+    /// Prior incident kinds by target id (only stored incidents matter for `unexamined`).
+    prior_kinds: HashMap<String, Vec<String>>,
     cache: DetailCache,
+    table: ContentTable,
     /// Set when a fatal API error (second 401, login failure) stops the run.
     abort: Option<ApiError>,
     /// A mutation was sent (for the partial-write rule of 1.4).
@@ -614,13 +818,27 @@ struct Run<'a> {
 
 /// Runs the agent once (agents.md 6.2).
 pub async fn run(ctx: &AgentContext) -> AgentOutcome {
+    let priors = ctx.priors();
+    let mut prior_kinds: HashMap<String, Vec<String>> = HashMap::new();
+    for id in priors.keys() {
+        if let Some((agent, kind, target)) = crate::model::parse_incident_id(id)
+            && agent == ctx.agent.as_str()
+        {
+            prior_kinds
+                .entry(target.to_string())
+                .or_default()
+                .push(kind.to_string());
+        }
+    }
     let mut r = Run {
         ctx,
         api: ctx.api().clone(),
         out: AgentOutcome::new(CATALOGUE),
         now: ctx.started,
-        priors: ctx.priors(),
+        priors,
+        prior_kinds,
         cache: DetailCache::default(),
+        table: ContentTable::default(),
         abort: None,
         mutated: false,
         archived: HashMap::new(),
@@ -640,6 +858,9 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     r.out
 }
 
+/// The per-content incident types whose prior incidents the sweep judges from the list.
+const PER_CONTENT: [&str; 4] = [T_EXPIRED, T_ORPHANED, T_THUMB, T_OVERSIZED];
+
 impl<'a> Run<'a> {
     fn incident(
         &self,
@@ -656,6 +877,19 @@ impl<'a> Run<'a> {
 
     fn id(&self, kind: &str, target_id: &str) -> String {
         incident_id(self.ctx.agent, kind, target_id)
+    }
+
+    /// Records `kind`/`target_id` as not judged this run. Only ids of stored incidents matter to the sweep
+    /// (src/state/mod.rs), so only those are recorded (no string per unexamined item).
+    fn unexamined(&mut self, kind: &str, target_id: &str) {
+        if self
+            .prior_kinds
+            .get(target_id)
+            .is_some_and(|ks| ks.iter().any(|k| k == kind))
+        {
+            let iid = self.id(kind, target_id);
+            self.out.unexamined.insert(iid);
+        }
     }
 
     fn past_deadline(&self) -> bool {
@@ -707,64 +941,74 @@ impl<'a> Run<'a> {
             return;
         }
 
-        // 1. Walks (concurrent, 5.4).
+        // The detail cache (6.2.1) is loaded before the walks, so each listed item is linked to its entry as it
+        // streams past.
+        let cache_file = CacheFile::from_config(&self.ctx.cfg);
+        let loaded = cache_file.load(self.ctx.dry_run);
+        for w in &loaded.warnings {
+            self.ctx.warn(w);
+        }
+        for e in &loaded.errors {
+            self.ctx.error(e);
+        }
+        self.cache = loaded.cache;
+
+        // 1. Walks (concurrent, 5.4), straight into the compact table.
+        let prior_targets = self
+            .priors
+            .values()
+            .filter(|p| p.is_active() && PER_CONTENT.contains(&p.kind.as_str()))
+            .map(|p| p.target_id.clone())
+            .collect();
+        let opts = TableOptions {
+            s3_configured: self.ctx.cfg.db.s3_endpoint.is_some(),
+            prior_targets,
+        };
         let api = self.api.clone();
-        let (content_res, playlist_res) =
-            tokio::join!(api.walk(CONTENT_LIST), api.walk(PLAYLIST_LIST));
-        let (content, playlists) = match (content_res, playlist_res) {
-            (Ok(c), Ok(p)) => (c, p),
-            (c, p) => {
-                let mut why = Vec::new();
-                if let Err(e) = &c {
-                    why.push(format!("{CONTENT_LIST}: {e}"));
-                }
-                if let Err(e) = &p {
-                    why.push(format!("{PLAYLIST_LIST}: {e}"));
-                }
-                self.out.fail(
-                    format!("required list failed: {}", why.join("; ")),
-                    WriteMode::None,
-                );
+        let obs = match observe(&*api, &self.cache, opts).await {
+            Ok(o) => o,
+            Err(msg) => {
+                self.out.fail(msg, WriteMode::None);
                 return;
             }
         };
-        let scan_complete = content.complete && playlists.complete;
-        // Take the items out of the walk results (no copy of a 500 000-item list); the results keep their counts.
-        let (mut content, mut playlists) = (content, playlists);
-        let mut content_items: Vec<Value> = std::mem::take(&mut content.items);
-        let playlist_items = std::mem::take(&mut playlists.items);
+        let scan_complete = obs.scan_complete();
+        let Observation {
+            table,
+            playlists,
+            content_list: content,
+            playlist_list,
+        } = obs;
+        self.table = table;
         self.ctx.info(format!(
             "fetched {} content item(s) ({}), {} playlist(s) ({})",
-            content_items.len(),
+            content.collected,
             if content.complete {
                 "complete"
             } else {
                 "incomplete"
             },
-            playlist_items.len(),
-            if playlists.complete {
+            playlist_list.collected,
+            if playlist_list.complete {
                 "complete"
             } else {
                 "incomplete"
             }
         ));
         self.stats
-            .insert("contentListed".into(), json!(content_items.len()));
+            .insert("contentListed".into(), json!(content.collected));
         self.stats
-            .insert("playlistsListed".into(), json!(playlist_items.len()));
+            .insert("playlistsListed".into(), json!(playlist_list.collected));
         self.stats
             .insert("scanComplete".into(), json!(scan_complete));
         self.out.cover(T_SCAN_TRUNCATED);
         if !scan_complete {
             let mut parts = Vec::new();
-            for (name, l, collected) in [
-                ("content", &content, content_items.len()),
-                ("playlists", &playlists, playlist_items.len()),
-            ] {
+            for (name, l) in [("content", &content), ("playlists", &playlist_list)] {
                 if !l.complete {
                     parts.push(format!(
                         "{name}: collected {}/{} ({})",
-                        collected,
+                        l.collected,
                         l.total.map(|t| t.to_string()).unwrap_or_else(|| "?".into()),
                         l.reason.as_deref().unwrap_or("incomplete")
                     ));
@@ -786,22 +1030,10 @@ impl<'a> Run<'a> {
             self.out.raise(inc);
         }
 
-        // 2. Detail cache (6.2.1).
-        let cache_file = CacheFile::from_config(&self.ctx.cfg);
-        let loaded = cache_file.load(self.ctx.dry_run);
-        for w in &loaded.warnings {
-            self.ctx.warn(w);
-        }
-        for e in &loaded.errors {
-            self.ctx.error(e);
-        }
-        self.cache = loaded.cache;
-        let gone = self.refresh_details(&content_items).await;
-        if !gone.is_empty() {
-            content_items.retain(|c| id_of(c).is_none_or(|id| !gone.contains(id)));
-        }
+        // 2. Detail cache refresh (6.2.1).
+        self.refresh_details().await;
         if scan_complete {
-            let dropped = self.cache.retain_listed(&content_items);
+            let dropped = self.cache.retain_listed(&self.table);
             if dropped > 0 {
                 self.ctx.info(format!(
                     "content cache: dropped {dropped} entries no longer needed"
@@ -813,13 +1045,13 @@ impl<'a> Run<'a> {
         }
 
         // 3. Expired content (6.2.2).
-        self.expired(&content_items, scan_complete).await;
+        self.expired(scan_complete).await;
         if self.abort.is_some() {
             return self.finish(&cache_file).await;
         }
 
         // 4. Orphans (6.2.4).
-        let harvest = harvest_references(&content_items, &playlist_items, &self.cache);
+        let harvest = harvest_references(&self.table, playlists, &self.cache);
         let archivable = if !scan_complete {
             Err("content or playlist walk incomplete".to_string())
         } else if !harvest.complete() {
@@ -833,7 +1065,7 @@ impl<'a> Run<'a> {
         self.out.cover(T_REF_INCOMPLETE);
         match &archivable {
             Ok(()) => {
-                self.orphans(&content_items, &harvest).await;
+                self.orphans(&harvest).await;
             }
             Err(reason) => {
                 self.ctx.info(format!("orphan archive skipped: {reason}"));
@@ -858,107 +1090,74 @@ impl<'a> Run<'a> {
         }
 
         // 5. Storage (6.2.5).
-        self.storage(storage_read, &content_items, &harvest, archivable.is_ok())
+        self.storage(storage_read, &harvest, archivable.is_ok())
             .await;
         if self.abort.is_some() {
             return self.finish(&cache_file).await;
         }
 
         // 6. Thumbnails and size (6.2.3).
-        self.thumbnails_and_size(&content_items, scan_complete)
-            .await;
+        self.thumbnails_and_size(scan_complete).await;
 
         // Sweep evidence for prior per-content incidents.
         if scan_complete {
-            let by_id: HashMap<&str, &Value> = content_items
-                .iter()
-                .filter_map(|c| id_of(c).map(|id| (id, c)))
-                .collect();
+            let mut suffixes = Vec::new();
             for p in self.priors.values().filter(|p| p.is_active()) {
-                if ![T_EXPIRED, T_ORPHANED, T_THUMB, T_OVERSIZED].contains(&p.kind.as_str()) {
+                if !PER_CONTENT.contains(&p.kind.as_str()) {
                     continue;
                 }
-                let sfx = match by_id.get(p.target_id.as_str()) {
+                let sfx = match self.table.prior_seen(&p.target_id) {
                     None => " — content no longer listed (gone)".to_string(),
-                    Some(c) if !is_active(c) => format!(
-                        " — content no longer active (status={})",
-                        s(c, "status").unwrap_or("?")
-                    ),
-                    _ => continue,
+                    Some(PriorSeen::Inactive(st)) => {
+                        format!(" — content no longer active (status={st})")
+                    }
+                    Some(PriorSeen::Active) => continue,
                 };
-                self.out.resolve_suffix.entry(p.id.clone()).or_insert(sfx);
+                suffixes.push((p.id.clone(), sfx));
+            }
+            for (id, sfx) in suffixes {
+                self.out.resolve_suffix.entry(id).or_insert(sfx);
             }
         }
         self.finish(&cache_file).await;
     }
 
-    /// Refreshes stale or missing entries within the read budget and the deadline; returns ids whose detail
-    /// answered 404 (gone since the list was read).
-    async fn refresh_details(&mut self, content: &[Value]) -> HashSet<String> {
+    /// Refreshes stale or missing entries within the read budget and the deadline ([`refresh_details`]) and logs the
+    /// counts.
+    async fn refresh_details(&mut self) {
         let limit = self.ctx.cfg.entity.content_detail_reads_per_run;
-        let (plan, stale_total) = refresh_plan(content, &self.cache, limit);
         let api = self.api.clone();
-        let deadline = self.ctx.deadline;
-        let results: Vec<(String, Option<Result<Value, ApiError>>)> = futures::stream::iter(plan)
-            .map(|id| {
-                let api = api.clone();
-                async move {
-                    if Instant::now() >= deadline {
-                        return (id, None);
-                    }
-                    let r = api.get(&format!("{CONTENT_LIST}/{id}")).await;
-                    (id, Some(r))
-                }
-            })
-            .buffer_unordered(DETAIL_CONCURRENCY)
-            .collect()
-            .await;
-        let mut gone = HashSet::new();
-        let (mut ok, mut failed, mut deferred) = (0usize, 0usize, 0usize);
-        let now = self.ctx.now();
-        for (id, r) in results {
-            match r {
-                None => deferred += 1,
-                Some(Ok(v)) => match CacheEntry::from_detail(&v, now) {
-                    Ok(e) => {
-                        self.cache.store(&id, e);
-                        ok += 1;
-                    }
-                    Err(why) => {
-                        failed += 1;
-                        self.ctx.warn(format!(
-                            "content {id}: detail not usable ({why}); not examined"
-                        ));
-                    }
-                },
-                Some(Err(ApiError::NotFound { .. })) => {
-                    self.cache.items.remove(&id);
-                    gone.insert(id);
-                }
-                Some(Err(e)) => {
-                    self.check_fatal(&e);
-                    if matches!(e, ApiError::BudgetExhausted { .. }) {
-                        deferred += 1;
-                    } else {
-                        failed += 1;
-                        self.ctx.warn(format!("content detail read failed: {e}"));
-                    }
-                }
-            }
+        let ctx = self.ctx;
+        let now = || ctx.now();
+        let mut warn = |m: String| ctx.warn(m);
+        let rep = refresh_details(
+            &*api,
+            &mut self.table,
+            &mut self.cache,
+            limit,
+            DETAIL_CONCURRENCY,
+            ctx.deadline,
+            &now,
+            &mut warn,
+        )
+        .await;
+        if let Some(e) = &rep.fatal {
+            self.check_fatal(e);
         }
-        let left = stale_total.saturating_sub(ok + gone.len());
+        let left = rep.stale_total.saturating_sub(rep.ok + rep.gone);
         self.ctx.info(format!(
-            "detail cache: {} entries, {ok} refreshed, {failed} failed, {deferred} deferred, {} gone, {left} \
-             still stale",
-            self.cache.items.len(),
-            gone.len()
+            "detail cache: {} entries, {} refreshed, {} failed, {} deferred, {} gone, {left} still stale",
+            self.cache.len(),
+            rep.ok,
+            rep.failed,
+            rep.deferred,
+            rep.gone
         ));
         self.stats
-            .insert("detailReads".into(), json!(ok + failed + gone.len()));
+            .insert("detailReads".into(), json!(rep.ok + rep.failed + rep.gone));
         self.stats
-            .insert("detailReadFailures".into(), json!(failed));
+            .insert("detailReadFailures".into(), json!(rep.failed));
         self.stats.insert("staleEntriesLeft".into(), json!(left));
-        gone
     }
 
     // -------------------------------------------------------------------------------------------------------
@@ -1172,11 +1371,11 @@ impl<'a> Run<'a> {
     // 6.2.2 Expired content
     // -------------------------------------------------------------------------------------------------------
 
-    async fn expired(&mut self, content: &[Value], scan_complete: bool) {
-        let scan = detect_expired(content, &self.cache, self.now);
-        for id in &scan.unexamined {
-            let iid = self.id(T_EXPIRED, id);
-            self.out.unexamined.insert(iid);
+    async fn expired(&mut self, scan_complete: bool) {
+        let scan = detect_expired(&self.table, &self.cache, self.now);
+        for r in scan.unexamined {
+            let id = self.table.id(r).to_string();
+            self.unexamined(T_EXPIRED, &id);
         }
         if scan_complete {
             self.out.cover(T_EXPIRED);
@@ -1185,8 +1384,7 @@ impl<'a> Run<'a> {
             .insert("expiredFound".into(), json!(scan.findings.len()));
         for f in scan.findings {
             if self.abort.is_some() {
-                let iid = self.id(T_EXPIRED, &f.id);
-                self.out.unexamined.insert(iid);
+                self.unexamined(T_EXPIRED, &f.id);
                 continue;
             }
             self.handled.insert(f.id.clone());
@@ -1335,6 +1533,7 @@ impl<'a> Run<'a> {
                 let inc = resolved(inc, self.ctx.now());
                 self.out.fixed += 1;
                 self.archived.insert(f.id.clone(), f.file_size);
+                self.table.mark_archived(f.row);
                 self.out.note(format!(
                     "expired \"{name}\" ({}): archived and verified{repl_text}",
                     f.id
@@ -1408,10 +1607,10 @@ impl<'a> Run<'a> {
     // 6.2.4 Orphans
     // -------------------------------------------------------------------------------------------------------
 
-    async fn orphans(&mut self, content: &[Value], harvest: &Harvest) {
+    async fn orphans(&mut self, harvest: &Harvest) {
         self.out.cover(T_ORPHANED);
         let cands = unreferenced_candidates(
-            content,
+            &self.table,
             harvest,
             &self.cache,
             self.now,
@@ -1436,16 +1635,17 @@ impl<'a> Run<'a> {
                 deferred.len()
             ));
             for c in deferred {
-                let iid = self.id(T_ORPHANED, &c.id);
-                self.out.unexamined.insert(iid);
+                let id = self.table.id(c.row).to_string();
+                self.unexamined(T_ORPHANED, &id);
             }
         }
         let (mut read_failed, mut late) = (0usize, 0usize);
         for c in now_list {
+            let c = c.materialize(&self.table);
             let iid = self.id(T_ORPHANED, &c.id);
             if self.abort.is_some() || self.past_deadline() {
                 late += 1;
-                self.out.unexamined.insert(iid);
+                self.unexamined(T_ORPHANED, &c.id);
                 continue;
             }
             self.handled.insert(c.id.clone());
@@ -1472,7 +1672,7 @@ impl<'a> Run<'a> {
                 self.out.raise(inc);
                 continue;
             }
-            match self.confirm_candidate(c).await {
+            match self.confirm_candidate(&c).await {
                 Confirm::Ok => {}
                 Confirm::Evidence(ev) => {
                     self.evidence(&iid, &ev);
@@ -1492,7 +1692,7 @@ impl<'a> Run<'a> {
                         "orphan candidate \"{}\" ({}): confirm read failed ({e}); not examined",
                         c.name, c.id
                     ));
-                    self.out.unexamined.insert(iid);
+                    self.unexamined(T_ORPHANED, &c.id);
                     continue;
                 }
             }
@@ -1506,6 +1706,7 @@ impl<'a> Run<'a> {
                     let inc = resolved(inc, self.ctx.now());
                     self.out.fixed += 1;
                     self.archived.insert(c.id.clone(), c.file_size);
+                    self.table.mark_archived(c.row);
                     self.out.note(format!(
                         "orphaned \"{}\" ({}): archived and verified",
                         c.name, c.id
@@ -1571,18 +1772,13 @@ impl<'a> Run<'a> {
     async fn storage(
         &mut self,
         read: Result<Value, ApiError>,
-        content: &[Value],
         harvest: &Harvest,
         archivable: bool,
     ) {
         let org = self
             .api
             .organization_id()
-            .or_else(|| {
-                content
-                    .iter()
-                    .find_map(|c| s(c, "organizationId").map(String::from))
-            })
+            .or_else(|| self.table.organization_id().map(String::from))
             .unwrap_or_else(|| "organization".into());
         let high_id = self.id(T_STORAGE_HIGH, &org);
         let payload = match read {
@@ -1656,7 +1852,7 @@ impl<'a> Run<'a> {
                     msg,
                     "Archive unreferenced content",
                 );
-                self.storage_critical(inc, content, harvest, archivable, used, quota)
+                self.storage_critical(inc, harvest, archivable, used, quota)
                     .await;
             }
         }
@@ -1665,7 +1861,6 @@ impl<'a> Run<'a> {
     async fn storage_critical(
         &mut self,
         mut inc: Incident,
-        content: &[Value],
         harvest: &Harvest,
         archivable: bool,
         used: u64,
@@ -1701,8 +1896,14 @@ impl<'a> Run<'a> {
         let mut exclude = self.handled.clone();
         exclude.extend(self.archived.keys().cloned());
         exclude.extend(self.planned_sizes.keys().cloned());
-        let cands =
-            unreferenced_candidates(content, harvest, &self.cache, self.now, min_age, &exclude);
+        let cands = unreferenced_candidates(
+            &self.table,
+            harvest,
+            &self.cache,
+            self.now,
+            min_age,
+            &exclude,
+        );
         // Archives of this run (expired, orphans) count towards the projection.
         let mut freed: u64 =
             self.archived.values().sum::<u64>() + self.planned_sizes.values().sum::<u64>();
@@ -1718,7 +1919,8 @@ impl<'a> Run<'a> {
             {
                 break;
             }
-            match self.confirm_candidate(c).await {
+            let c = c.materialize(&self.table);
+            match self.confirm_candidate(&c).await {
                 Confirm::Ok => {}
                 Confirm::Evidence(ev) => {
                     self.ctx.info(format!(
@@ -1749,6 +1951,7 @@ impl<'a> Run<'a> {
                     archived_n += 1;
                     freed += c.file_size;
                     self.archived.insert(c.id.clone(), c.file_size);
+                    self.table.mark_archived(c.row);
                     self.storage_archived.push(format!(
                         "\"{}\" ({}, {})",
                         c.name,
@@ -1863,7 +2066,7 @@ impl<'a> Run<'a> {
     // 6.2.3 Thumbnails and size
     // -------------------------------------------------------------------------------------------------------
 
-    async fn thumbnails_and_size(&mut self, content: &[Value], scan_complete: bool) {
+    async fn thumbnails_and_size(&mut self, scan_complete: bool) {
         if scan_complete {
             self.out.cover(T_THUMB);
             self.out.cover(T_OVERSIZED);
@@ -1873,22 +2076,27 @@ impl<'a> Run<'a> {
         let max_probes = cfg.entity.thumbnail_probes_per_run;
         let mut probes = 0usize;
         let mut not_examined = 0usize;
-        for c in content.iter().filter(|c| is_active(c)) {
-            let Some(id) = id_of(c).map(String::from) else {
-                continue;
-            };
-            if self.archived.contains_key(&id) {
+        /// What one row's thumbnail needs, owned (the check borrows the table and the cache).
+        enum Todo {
+            Nothing,
+            Finding(String),
+            NotExamined,
+            Http(String),
+            S3(String),
+        }
+        for r in 0..self.table.len() as u32 {
+            if self.table.is_gone(r) || !self.table.is_active(r) || self.table.is_archived(r) {
                 continue;
             }
-            let name = label(c);
             // Size.
-            match size_verdict(c, cfg.entity.max_file_size_bytes) {
+            match size_verdict(&self.table, r, cfg.entity.max_file_size_bytes) {
                 SizeVerdict::Ok => {}
                 SizeVerdict::Unparseable => {
-                    let iid = self.id(T_OVERSIZED, &id);
-                    self.out.unexamined.insert(iid);
+                    let id = self.table.id(r).to_string();
+                    self.unexamined(T_OVERSIZED, &id);
                 }
                 SizeVerdict::Oversized(b) => {
+                    let (id, name) = (self.table.id(r).to_string(), self.table.label(r));
                     let msg = format!(
                         "\"{name}\" has fileSize {} > {} (OPS_MAX_FILE_SIZE_MB)",
                         fmt_bytes(b),
@@ -1907,67 +2115,75 @@ impl<'a> Run<'a> {
                 }
             }
             // Thumbnail.
-            let entry = self.cache.fresh(c).cloned();
-            let Some(check) = thumbnail_check(
-                c,
-                entry.as_ref(),
-                self.ctx.now(),
-                cfg.entity.thumbnail_recheck_hours,
-                s3_configured,
-            ) else {
-                continue;
+            let todo = {
+                let entry = self.cache.fresh(&self.table, r);
+                match thumbnail_check(
+                    &self.table,
+                    r,
+                    entry,
+                    self.ctx.now(),
+                    cfg.entity.thumbnail_recheck_hours,
+                    s3_configured,
+                ) {
+                    None | Some(ThumbCheck::Cached { ok: true, .. }) => Todo::Nothing,
+                    Some(ThumbCheck::Missing) => Todo::Finding("thumbnail is null".into()),
+                    Some(ThumbCheck::Cached { ok: false, detail }) => Todo::Finding(format!(
+                        "thumbnail probe failed ({}; cached result)",
+                        detail.unwrap_or("no detail")
+                    )),
+                    Some(ThumbCheck::NotExamined(_)) => Todo::NotExamined,
+                    Some(ThumbCheck::Http(_) | ThumbCheck::S3(_))
+                        if probes >= max_probes || self.past_deadline() =>
+                    {
+                        Todo::NotExamined
+                    }
+                    Some(ThumbCheck::Http(u)) => Todo::Http(u.to_string()),
+                    Some(ThumbCheck::S3(k)) => Todo::S3(k.to_string()),
+                }
             };
-            let failure: Option<String> = match check {
-                ThumbCheck::Missing => Some("thumbnail is null".into()),
-                ThumbCheck::Cached { ok: true, .. } => None,
-                ThumbCheck::Cached { ok: false, detail } => Some(format!(
-                    "thumbnail probe failed ({}; cached result)",
-                    detail.unwrap_or_else(|| "no detail".into())
-                )),
-                ThumbCheck::NotExamined(_) => {
+            let failure: Option<String> = match todo {
+                Todo::Nothing => None,
+                Todo::Finding(f) => Some(f),
+                Todo::NotExamined => {
                     not_examined += 1;
-                    let iid = self.id(T_THUMB, &id);
-                    self.out.unexamined.insert(iid);
+                    let id = self.table.id(r).to_string();
+                    self.unexamined(T_THUMB, &id);
                     None
                 }
-                ThumbCheck::Http(_) | ThumbCheck::S3(_)
-                    if probes >= max_probes || self.past_deadline() =>
-                {
-                    not_examined += 1;
-                    let iid = self.id(T_THUMB, &id);
-                    self.out.unexamined.insert(iid);
-                    None
-                }
-                ThumbCheck::Http(url) => {
+                Todo::Http(url) => {
                     probes += 1;
-                    let r = probe_http_thumbnail(&self.ctx.http, &url, cfg.api.probe_timeout).await;
-                    self.remember_thumbnail(&id, &url, &r);
-                    r.err().map(|e| format!("thumbnail probe failed: {e}"))
+                    let id = self.table.id(r).to_string();
+                    let res =
+                        probe_http_thumbnail(&self.ctx.http, &url, cfg.api.probe_timeout).await;
+                    self.remember_thumbnail(&id, &url, &res);
+                    res.err().map(|e| format!("thumbnail probe failed: {e}"))
                 }
-                ThumbCheck::S3(key) => {
+                Todo::S3(key) => {
                     probes += 1;
+                    let id = self.table.id(r).to_string();
                     match self.s3_head(&key).await {
-                        Ok(r) => {
+                        Ok(res) => {
                             let url = format!("minio://{key}");
-                            self.remember_thumbnail(&id, &url, &r);
-                            r.err().map(|e| format!("thumbnail probe failed: {e}"))
+                            self.remember_thumbnail(&id, &url, &res);
+                            res.err().map(|e| format!("thumbnail probe failed: {e}"))
                         }
                         Err(e) => {
                             self.ctx.warn(format!(
                                 "thumbnail of {id}: S3 HeadObject failed ({e}); not examined"
                             ));
                             not_examined += 1;
-                            let iid = self.id(T_THUMB, &id);
-                            self.out.unexamined.insert(iid);
+                            self.unexamined(T_THUMB, &id);
                             None
                         }
                     }
                 }
             };
             if let Some(why) = failure {
+                let id = self.table.id(r).to_string();
                 let msg = format!(
-                    "\"{name}\" ({}) has no usable thumbnail: {}",
-                    s(c, "type").unwrap_or("?"),
+                    "\"{}\" ({}) has no usable thumbnail: {}",
+                    self.table.label(r),
+                    self.table.kind(r).unwrap_or("?"),
                     crate::redact::redact_str(&why)
                 );
                 self.out.note(format!("missing thumbnail: {msg}"));
@@ -1991,14 +2207,15 @@ impl<'a> Run<'a> {
 
     fn remember_thumbnail(&mut self, id: &str, url: &str, r: &Result<(), String>) {
         let now = ts(self.ctx.now());
-        if let Some(e) = self.cache.items.get_mut(id) {
-            e.thumbnail = Some(ThumbnailCheck {
+        self.cache.set_thumbnail(
+            id,
+            ThumbnailCheck {
                 url: url.to_string(),
                 ok: r.is_ok(),
                 checked_at: now,
                 detail: r.as_ref().err().map(|e| crate::redact::redact_str(e)),
-            });
-        }
+            },
+        );
     }
 
     /// `HeadObject` of `key` in `MINIO_BUCKET`: `Ok(Ok)` exists, `Ok(Err)` missing (a finding), `Err` the probe could
@@ -2128,10 +2345,10 @@ impl<'a> Run<'a> {
         );
         // Items archived this run no longer need a detail entry.
         for id in self.archived.keys() {
-            self.cache.items.remove(id);
+            self.cache.remove(id);
         }
         self.stats
-            .insert("cacheEntries".into(), json!(self.cache.items.len()));
+            .insert("cacheEntries".into(), json!(self.cache.len()));
         self.out.stats = Some(Value::Object(self.stats.clone()));
 
         if let Some(e) = &self.abort {
@@ -2313,12 +2530,21 @@ mod tests {
     fn cache_with(entries: &[(&str, Value)]) -> DetailCache {
         let mut c = DetailCache::default();
         for (id, extra) in entries {
-            c.store(
-                id,
-                CacheEntry::from_detail(&detail(id, extra.clone()), now()).unwrap(),
-            );
+            c.store_detail(id, &detail(id, extra.clone()), now())
+                .unwrap();
         }
         c
+    }
+    /// The compact table of `items`, linked to `cache` (thumbnail URLs kept, as with S3 configured).
+    fn table(items: &[Value], cache: &DetailCache) -> ContentTable {
+        let opts = TableOptions {
+            s3_configured: true,
+            ..TableOptions::default()
+        };
+        ContentTable::from_items(items, opts, Some(cache))
+    }
+    fn ids(t: &ContentTable, rows: &[u32]) -> Vec<String> {
+        rows.iter().map(|r| t.id(*r).to_string()).collect()
     }
 
     #[test]
@@ -2344,21 +2570,31 @@ mod tests {
             ("bad", json!({"expiresAt": "next tuesday"})),
             ("exactly", json!({"expiresAt": ts(now())})),
         ]);
-        let scan = detect_expired(&content, &cache, now());
-        let ids: Vec<&str> = scan.findings.iter().map(|f| f.id.as_str()).collect();
-        assert_eq!(ids, vec!["exp", "exactly"]);
+        let t = table(&content, &cache);
+        let scan = detect_expired(&t, &cache, now());
+        let found: Vec<&str> = scan.findings.iter().map(|f| f.id.as_str()).collect();
+        assert_eq!(found, vec!["exp", "exactly"]);
         assert_eq!(scan.findings[0].replacement.as_deref(), Some("r1"));
-        assert_eq!(scan.unexamined, vec!["nocache", "bad"]);
+        assert_eq!(scan.findings[0].name, "Item exp");
+        assert_eq!(scan.findings[0].file_size, 1000);
+        assert_eq!(
+            scan.findings[0].expires_at,
+            ts(now() - ChronoDuration::minutes(12))
+        );
+        assert_eq!(ids(&t, &scan.unexamined), vec!["nocache", "bad"]);
     }
 
     #[test]
     fn stale_cache_entry_makes_expiry_unexamined() {
         let content = vec![item("a", "image", "active", 50.0)];
         let mut cache = cache_with(&[("a", json!({"expiresAt": days_ago(1.0)}))]);
-        cache.items.get_mut("a").unwrap().updated_at = "older".into();
-        let scan = detect_expired(&content, &cache, now());
+        let mut e = cache.get("a").unwrap();
+        e.updated_at = "older".into();
+        cache.store("a", e);
+        let t = table(&content, &cache);
+        let scan = detect_expired(&t, &cache, now());
         assert!(scan.findings.is_empty());
-        assert_eq!(scan.unexamined, vec!["a"]);
+        assert_eq!(ids(&t, &scan.unexamined), vec!["a"]);
     }
 
     #[test]
@@ -2483,36 +2719,65 @@ mod tests {
     #[test]
     fn orphan_candidates_respect_every_exclusion_and_sort_oldest_first() {
         let (content, playlists, cache) = orphan_fixture();
-        let h = harvest_references(&content, &playlists, &cache);
+        let t = table(&content, &cache);
+        let h = harvest_references(&t, PlaylistRefs::from_items(&playlists), &cache);
         assert!(h.complete(), "{:?}", h.gaps);
-        let c = unreferenced_candidates(&content, &h, &cache, now(), 30, &HashSet::new());
-        let ids: Vec<&str> = c.iter().map(|c| c.id.as_str()).collect();
+        let c = unreferenced_candidates(&t, &h, &cache, now(), 30, &HashSet::new());
+        let rows: Vec<u32> = c.iter().map(|c| c.row).collect();
         // dead-zone is only referenced by an archived layout: it is an orphan.
-        assert_eq!(ids, vec!["dead-zone", "orphan-old", "orphan-new"]);
+        assert_eq!(
+            ids(&t, &rows),
+            vec!["dead-zone", "orphan-old", "orphan-new"]
+        );
+        let m = c[1].materialize(&t);
+        assert_eq!(
+            (
+                m.id.as_str(),
+                m.name.as_str(),
+                m.kind.as_str(),
+                m.updated_at.as_str()
+            ),
+            ("orphan-old", "Item orphan-old", "image", "u-orphan-old")
+        );
+        assert_eq!(ts(m.created_at), days_ago(200.0));
+        assert_eq!(m.file_size, 1000);
         // Storage relief uses a lower minimum age: the 29-day item joins, the 2-day one does not.
-        let c7 = unreferenced_candidates(&content, &h, &cache, now(), 7, &HashSet::new());
-        assert!(c7.iter().any(|c| c.id == "near-29"));
-        assert!(!c7.iter().any(|c| c.id == "points"));
+        let c7 = unreferenced_candidates(&t, &h, &cache, now(), 7, &HashSet::new());
+        assert!(c7.iter().any(|c| t.id(c.row) == "near-29"));
+        assert!(!c7.iter().any(|c| t.id(c.row) == "points"));
         // Excluded ids (handled this run) are skipped.
         let ex: HashSet<String> = ["orphan-old".to_string()].into();
-        let c = unreferenced_candidates(&content, &h, &cache, now(), 30, &ex);
-        assert!(!c.iter().any(|c| c.id == "orphan-old"));
+        let c = unreferenced_candidates(&t, &h, &cache, now(), 30, &ex);
+        assert!(!c.iter().any(|c| t.id(c.row) == "orphan-old"));
     }
 
     #[test]
     fn harvest_is_incomplete_without_layout_or_active_details_or_playlist_items() {
         let (content, playlists, mut cache) = orphan_fixture();
-        cache.items.remove("layout");
-        let h = harvest_references(&content, &playlists, &cache);
+        assert!(cache.remove("layout"));
+        let t = table(&content, &cache);
+        let h = harvest_references(&t, PlaylistRefs::from_items(&playlists), &cache);
         assert!(!h.complete());
         assert!(h.reason().contains("layout"), "{}", h.reason());
         let (content, playlists, mut cache) = orphan_fixture();
-        cache.items.remove("points");
-        let h = harvest_references(&content, &playlists, &cache);
+        assert!(cache.remove("points"));
+        let t = table(&content, &cache);
+        let h = harvest_references(&t, PlaylistRefs::from_items(&playlists), &cache);
         assert!(h.reason().contains("replacement"), "{}", h.reason());
         let (content, _, cache) = orphan_fixture();
-        let h = harvest_references(&content, &[json!({"id": "p", "itemCount": 3})], &cache);
+        let t = table(&content, &cache);
+        let h = harvest_references(
+            &t,
+            PlaylistRefs::from_items(&[json!({"id": "p", "itemCount": 3})]),
+            &cache,
+        );
         assert!(h.reason().contains("items array"), "{}", h.reason());
+        // An active item without a string id can never have a fresh entry.
+        let (mut content, playlists, cache) = orphan_fixture();
+        content.push(json!({"id": 7, "type": "image", "status": "active"}));
+        let t = table(&content, &cache);
+        let h = harvest_references(&t, PlaylistRefs::from_items(&playlists), &cache);
+        assert!(h.reason().contains("1 active item(s)"), "{}", h.reason());
     }
 
     #[test]
@@ -2533,70 +2798,153 @@ mod tests {
         }
     }
 
+    /// The thumbnail check of one listed item (its table built with `cache`).
+    fn thumb_of(
+        it: &Value,
+        cache: &DetailCache,
+        recheck_hours: u64,
+        s3: bool,
+    ) -> Option<ThumbCheck<'static>> {
+        let t = table(std::slice::from_ref(it), cache);
+        let r = t.rows().next()?;
+        let c = thumbnail_check(&t, r, cache.fresh(&t, r), now(), recheck_hours, s3);
+        // Owned copy for the assertions (the table is local).
+        c.map(|c| match c {
+            ThumbCheck::Missing => ThumbCheck::Missing,
+            ThumbCheck::Cached { ok, detail } => ThumbCheck::Cached {
+                ok,
+                detail: detail.map(|d| &*String::leak(d.to_string())),
+            },
+            ThumbCheck::Http(u) => ThumbCheck::Http(String::leak(u.to_string())),
+            ThumbCheck::S3(k) => ThumbCheck::S3(String::leak(k.to_string())),
+            ThumbCheck::NotExamined(w) => ThumbCheck::NotExamined(w),
+        })
+    }
+
     #[test]
     fn thumbnail_rules_probe_only_what_can_be_probed() {
+        let none = DetailCache::default();
         let mut it = item("a", "image", "active", 3.0);
         it["thumbnail"] = Value::Null;
-        assert_eq!(
-            thumbnail_check(&it, None, now(), 24, false),
-            Some(ThumbCheck::Missing)
-        );
+        assert_eq!(thumb_of(&it, &none, 24, false), Some(ThumbCheck::Missing));
+        it["thumbnail"] = json!("   ");
+        assert_eq!(thumb_of(&it, &none, 24, false), Some(ThumbCheck::Missing));
+        it["thumbnail"] = json!(42);
+        assert!(matches!(
+            thumb_of(&it, &none, 24, false),
+            Some(ThumbCheck::NotExamined(_))
+        ));
         it["thumbnail"] = json!("minio://org/t.jpg");
         assert!(matches!(
-            thumbnail_check(&it, None, now(), 24, false),
+            thumb_of(&it, &none, 24, false),
             Some(ThumbCheck::NotExamined(_))
         ));
         assert_eq!(
-            thumbnail_check(&it, None, now(), 24, true),
-            Some(ThumbCheck::S3("org/t.jpg".into()))
+            thumb_of(&it, &none, 24, true),
+            Some(ThumbCheck::S3("org/t.jpg"))
         );
+        // Not kept by a walk without S3 (no cached probe): still not examined, never probed.
+        let t = ContentTable::from_items(
+            std::slice::from_ref(&it),
+            TableOptions::default(),
+            Some(&none),
+        );
+        assert!(matches!(
+            thumbnail_check(&t, 0, None, now(), 24, false),
+            Some(ThumbCheck::NotExamined(_))
+        ));
         it["thumbnail"] = json!("https://cdn.test/t.jpg");
         assert_eq!(
-            thumbnail_check(&it, None, now(), 24, false),
-            Some(ThumbCheck::Http("https://cdn.test/t.jpg".into()))
+            thumb_of(&it, &none, 24, false),
+            Some(ThumbCheck::Http("https://cdn.test/t.jpg"))
         );
-        let mut e = CacheEntry::from_detail(&detail("a", json!({})), now()).unwrap();
-        e.thumbnail = Some(ThumbnailCheck {
-            url: "https://cdn.test/t.jpg".into(),
-            ok: false,
-            checked_at: ts(now() - ChronoDuration::hours(2)),
-            detail: Some("HEAD answered 404".into()),
-        });
+        it["thumbnail"] = json!("HTTP://cdn.test/t.jpg");
+        assert_eq!(
+            thumb_of(&it, &none, 24, false),
+            Some(ThumbCheck::Http("HTTP://cdn.test/t.jpg"))
+        );
+        it["thumbnail"] = json!("ftp://cdn.test/t.jpg");
         assert!(matches!(
-            thumbnail_check(&it, Some(&e), now(), 24, false),
-            Some(ThumbCheck::Cached { ok: false, .. })
+            thumb_of(&it, &none, 24, true),
+            Some(ThumbCheck::NotExamined(_))
+        ));
+        it["thumbnail"] = json!("https://cdn.test/t.jpg");
+        let mut cache = cache_with(&[("a", json!({"updatedAt": "u-a"}))]);
+        cache.set_thumbnail(
+            "a",
+            ThumbnailCheck {
+                url: "https://cdn.test/t.jpg".into(),
+                ok: false,
+                checked_at: ts(now() - ChronoDuration::hours(2)),
+                detail: Some("HEAD answered 404".into()),
+            },
+        );
+        assert_eq!(
+            thumb_of(&it, &cache, 24, false),
+            Some(ThumbCheck::Cached {
+                ok: false,
+                detail: Some("HEAD answered 404")
+            })
+        );
+        // A cached probe of an unknown URL form is reused too (the walk keeps the URL of items with a probe).
+        let mut ftp = it.clone();
+        ftp["thumbnail"] = json!("ftp://cdn.test/t.jpg");
+        let mut c2 = cache.clone();
+        c2.set_thumbnail(
+            "a",
+            ThumbnailCheck {
+                url: "ftp://cdn.test/t.jpg".into(),
+                ok: true,
+                checked_at: ts(now() - ChronoDuration::hours(2)),
+                detail: None,
+            },
+        );
+        let t = ContentTable::from_items(
+            std::slice::from_ref(&ftp),
+            TableOptions::default(),
+            Some(&c2),
+        );
+        assert!(matches!(
+            thumbnail_check(&t, 0, c2.fresh(&t, 0), now(), 24, false),
+            Some(ThumbCheck::Cached { ok: true, .. })
         ));
         // Older than the recheck interval, or another URL → probe again.
         assert!(matches!(
-            thumbnail_check(&it, Some(&e), now(), 1, false),
+            thumb_of(&it, &cache, 1, false),
             Some(ThumbCheck::Http(_))
         ));
         it["thumbnail"] = json!("https://cdn.test/other.jpg");
         assert!(matches!(
-            thumbnail_check(&it, Some(&e), now(), 24, false),
+            thumb_of(&it, &cache, 24, false),
             Some(ThumbCheck::Http(_))
         ));
         // Not image/video, or not active → no check.
         let mut pdf = item("p", "pdf", "active", 3.0);
         pdf["thumbnail"] = Value::Null;
-        assert_eq!(thumbnail_check(&pdf, None, now(), 24, false), None);
+        assert_eq!(thumb_of(&pdf, &none, 24, false), None);
         let mut arch = item("x", "video", "archived", 3.0);
         arch["thumbnail"] = Value::Null;
-        assert_eq!(thumbnail_check(&arch, None, now(), 24, false), None);
+        assert_eq!(thumb_of(&arch, &none, 24, false), None);
     }
 
     #[test]
     fn oversized_is_strictly_above_the_limit() {
         let max = 100 * 1_048_576;
+        let none = DetailCache::default();
+        let verdict = |it: &Value| size_verdict(&table(std::slice::from_ref(it), &none), 0, max);
         let mut it = item("a", "video", "active", 3.0);
         it["fileSize"] = json!(max);
-        assert_eq!(size_verdict(&it, max), SizeVerdict::Ok);
+        assert_eq!(verdict(&it), SizeVerdict::Ok);
         it["fileSize"] = json!(max + 1);
-        assert_eq!(size_verdict(&it, max), SizeVerdict::Oversized(max + 1));
+        assert_eq!(verdict(&it), SizeVerdict::Oversized(max + 1));
         it["fileSize"] = Value::Null;
-        assert_eq!(size_verdict(&it, max), SizeVerdict::Ok);
+        assert_eq!(verdict(&it), SizeVerdict::Ok);
+        it.as_object_mut().unwrap().remove("fileSize");
+        assert_eq!(verdict(&it), SizeVerdict::Ok);
         it["fileSize"] = json!("big");
-        assert_eq!(size_verdict(&it, max), SizeVerdict::Unparseable);
+        assert_eq!(verdict(&it), SizeVerdict::Unparseable);
+        it["fileSize"] = json!(-5);
+        assert_eq!(verdict(&it), SizeVerdict::Unparseable);
     }
 
     #[test]

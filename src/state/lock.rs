@@ -239,6 +239,51 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     res
 }
 
+/// Atomic write like [`atomic_write`], with the content streamed by `write` into the temp file through a 64 KiB
+/// buffer (no in-memory copy of the whole document). On any error (from `write` too) the old file stays and the
+/// temp file is removed.
+pub fn atomic_write_with(
+    path: &Path,
+    mode: u32,
+    write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp = path.as_os_str().to_owned();
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::SeqCst);
+    if n == 0 {
+        tmp.push(format!(".tmp-{}", std::process::id()));
+    } else {
+        tmp.push(format!(".tmp-{}-{n}", std::process::id()));
+    }
+    let tmp = PathBuf::from(tmp);
+    let res = (|| {
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&tmp)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +320,30 @@ mod tests {
         fs::write(&p, "1:2:3").unwrap();
         drop(l);
         assert_eq!(fs::read_to_string(&p).unwrap(), "1:2:3");
+    }
+
+    #[test]
+    fn streamed_atomic_write_replaces_content_or_keeps_the_old_file_on_error() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.json");
+        atomic_write_with(&p, 0o644, &mut |w| w.write_all(b"one")).unwrap();
+        atomic_write_with(&p, 0o644, &mut |w| {
+            w.write_all(b"tw")?;
+            w.write_all(b"o")
+        })
+        .unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
+        let e = atomic_write_with(&p, 0o644, &mut |w| {
+            w.write_all(b"partial")?;
+            Err(std::io::Error::other("boom"))
+        });
+        assert!(e.is_err());
+        assert_eq!(fs::read_to_string(&p).unwrap(), "two");
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
     }
 
     #[test]

@@ -1,0 +1,812 @@
+//! content-lifecycle's compact, typed view of the walked content list (agents.md 6.2, 6.2.1; design/README.md §7).
+//!
+//! Each item of `GET /api/v1/content` becomes a [`ContentRow`] the moment its page arrives ([`ContentSink`], an
+//! [`ItemSink`] of the page walk): no `serde_json::Value` is kept. Only items that need a detail entry are kept as rows
+//! — listed `active` items and layouts that are not `archived`/`expired` (6.2.1); every other item matters only for
+//! the sweep of prior incidents and for the organization-id fallback, and both are settled while it streams past.
+//! Playlists become a set of 64-bit hashes of their `items[].contentId` ([`PlaylistSink`]); no playlist is kept.
+//!
+//! Storage: every string of a row lives in one arena `String` addressed by [`Span`]s (`u32` offset and length);
+//! `updatedAt`/`createdAt` are [`Stamp`]s (the canonical form `YYYY-MM-DDTHH:MM:SS.mmmZ` packed as milliseconds,
+//! anything else kept as text, so string equality stays exact); `type` values are interned. A row is 64 bytes plus
+//! its id and label text.
+//!
+//! Distinctions the rules need are explicit: a missing or non-string `updatedAt` never makes an entry fresh; a
+//! `fileSize` that is null/missing, a byte count, or something else ([`SizeState`]); a `thumbnail` that is missing,
+//! blank, not a string, or a URL ([`ThumbState`]); an item without a string `id` is not kept but counted (it makes
+//! the reference harvest incomplete, 6.2.4).
+//!
+//! Hashes: ids are hashed with one per-process [`RandomState`] ([`id_hash`]). Every use of a hash fails safe on a
+//! collision: a colliding reference makes content look referenced (never archived), a colliding cache id leaves an
+//! item without a fresh entry (not examined).
+
+use super::content_cache::DetailCache;
+use crate::model::{parse_ts, ts};
+use crate::vizora::ItemSink;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
+/// "No index" marker for `u32` indexes (no cache entry, no interned value).
+pub const NONE: u32 = u32::MAX;
+
+/// A string in an arena: byte offset and length (both `u32`; an arena is at most 4 GiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    off: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The marker of "no string" (e.g. a null `replacementContentId`).
+    pub const NONE: Span = Span { off: NONE, len: 0 };
+
+    /// Appends `s` to `arena` and returns its span. Panics only if the arena would exceed 4 GiB (far beyond the
+    /// memory a run has).
+    pub fn push(arena: &mut String, s: &str) -> Span {
+        let off = u32::try_from(arena.len()).expect("arena over 4 GiB");
+        let len = u32::try_from(s.len()).expect("string over 4 GiB");
+        arena.push_str(s);
+        Span { off, len }
+    }
+
+    /// Whether this is [`Span::NONE`].
+    pub fn is_none(self) -> bool {
+        self.off == NONE
+    }
+
+    /// The text of the span in `arena` (`""` for [`Span::NONE`]).
+    pub fn get(self, arena: &str) -> &str {
+        if self.is_none() {
+            return "";
+        }
+        &arena[self.off as usize..self.off as usize + self.len as usize]
+    }
+
+    /// The text, `None` for [`Span::NONE`].
+    pub fn opt(self, arena: &str) -> Option<&str> {
+        (!self.is_none()).then(|| self.get(arena))
+    }
+}
+
+const TEXT_BIT: u64 = 1 << 63;
+/// Milliseconds from 0000-01-01T00:00:00Z to the Unix epoch (so every year 0000–9999 packs as a non-negative value).
+const YEAR0_MS: i64 = 62_167_219_200_000;
+
+/// A timestamp field as read, packed in 8 bytes: the canonical form `YYYY-MM-DDTHH:MM:SS.mmmZ` (what the API and
+/// [`ts`] write) as milliseconds, any other string as a [`Span`] of its text, or [`Stamp::ABSENT`] (missing, null or
+/// not a string). The original string is always recoverable ([`Stamp::text`]), so equality of two stamps is equality
+/// of the strings they were read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp(u64);
+
+/// Milliseconds since the Unix epoch of a string in exactly the canonical form, `None` otherwise (including invalid
+/// dates such as month 13 or second 60).
+pub fn canonical_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |v, c| {
+            c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+    let t = date.and_hms_milli_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?)?;
+    Some(t.and_utc().timestamp_millis())
+}
+
+impl Stamp {
+    /// Missing, null or not a string.
+    pub const ABSENT: Stamp = Stamp(u64::MAX);
+
+    /// Packs `s`: canonical → milliseconds, anything else → its text appended to `arena`.
+    pub fn encode(s: &str, arena: &mut String) -> Stamp {
+        match canonical_ms(s) {
+            Some(ms) => Stamp((ms + YEAR0_MS) as u64),
+            None => {
+                let sp = Span::push(arena, s);
+                Stamp(TEXT_BIT | (u64::from(sp.len & 0x7fff_ffff) << 32) | u64::from(sp.off))
+            }
+        }
+    }
+
+    /// Packs a JSON field: a string → [`Stamp::encode`]; anything else → [`Stamp::ABSENT`].
+    pub fn of_field(v: Option<&Value>, arena: &mut String) -> Stamp {
+        match v {
+            Some(Value::String(s)) => Stamp::encode(s, arena),
+            _ => Stamp::ABSENT,
+        }
+    }
+
+    /// Whether the field was missing, null or not a string.
+    pub fn is_absent(self) -> bool {
+        self == Stamp::ABSENT
+    }
+
+    fn canonical(self) -> Option<i64> {
+        (self.0 & TEXT_BIT == 0).then(|| self.0 as i64 - YEAR0_MS)
+    }
+
+    fn span(self) -> Option<Span> {
+        (self.0 & TEXT_BIT != 0 && !self.is_absent()).then_some(Span {
+            off: self.0 as u32,
+            len: ((self.0 >> 32) & 0x7fff_ffff) as u32,
+        })
+    }
+
+    /// The string it was read from (`None` when absent).
+    pub fn text(self, arena: &str) -> Option<Cow<'_, str>> {
+        if let Some(ms) = self.canonical() {
+            return DateTime::from_timestamp_millis(ms).map(|t| Cow::Owned(ts(t)));
+        }
+        self.span().map(|s| Cow::Borrowed(s.get(arena)))
+    }
+
+    /// The instant (`None` when absent or unparseable; text is parsed as RFC 3339 like [`parse_ts`]).
+    pub fn time(self, arena: &str) -> Option<DateTime<Utc>> {
+        if let Some(ms) = self.canonical() {
+            return DateTime::from_timestamp_millis(ms);
+        }
+        self.span().and_then(|s| parse_ts(s.get(arena)))
+    }
+
+    /// Whether two present stamps were read from equal strings (absent never equals anything).
+    pub fn same(a: Stamp, a_arena: &str, b: Stamp, b_arena: &str) -> bool {
+        if a.is_absent() || b.is_absent() {
+            return false;
+        }
+        match (a.canonical(), b.canonical()) {
+            (Some(x), Some(y)) => x == y,
+            (None, None) => a.span().map(|s| s.get(a_arena)) == b.span().map(|s| s.get(b_arena)),
+            // A canonical string never equals a non-canonical one.
+            _ => false,
+        }
+    }
+}
+
+/// Small-set string interning (`type` and `status` values): index by string, string by index.
+#[derive(Debug, Clone, Default)]
+pub struct Interner {
+    names: Vec<Box<str>>,
+    index: HashMap<Box<str>, u32>,
+}
+
+impl Interner {
+    /// The index of `s`, adding it when new.
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(i) = self.index.get(s) {
+            return *i;
+        }
+        let i = u32::try_from(self.names.len()).expect("interner overflow");
+        self.names.push(s.into());
+        self.index.insert(s.into(), i);
+        i
+    }
+
+    /// The string of index `i` (`None` for [`NONE`] or an unknown index).
+    pub fn get(&self, i: u32) -> Option<&str> {
+        self.names.get(i as usize).map(|s| &**s)
+    }
+}
+
+/// A 64-bit hash of a content id (one per-process random key; see the module docs for collision handling).
+pub fn id_hash(s: &str) -> u64 {
+    static H: OnceLock<RandomState> = OnceLock::new();
+    H.get_or_init(RandomState::new).hash_one(s)
+}
+
+/// A hasher for keys that already are [`id_hash`] values (passes the `u64` through).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A set of [`id_hash`] values.
+pub type HashSet64 = HashSet<u64, BuildHasherDefault<PreHashed>>;
+/// A map keyed by [`id_hash`] values.
+pub type HashMap64<V> = HashMap<u64, V, BuildHasherDefault<PreHashed>>;
+
+/// The listed `fileSize` (agents.md 6.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeState {
+    /// Missing or null (no file).
+    Null,
+    /// A non-negative integer, bytes.
+    Bytes(u64),
+    /// Present but not a non-negative integer.
+    Unparseable,
+}
+
+/// The listed `thumbnail` of an active image or video (agents.md 6.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThumbState {
+    /// Not an active image/video (no thumbnail check).
+    NoCheck,
+    /// Missing, null or blank.
+    Missing,
+    /// Present but not a string.
+    NotString,
+    /// The trimmed URL, kept in the arena.
+    Url(Span),
+    /// A `minio://` URL not kept: S3 is not configured and the cache held no probe result for the item.
+    MinioNotKept,
+    /// A URL of another form, not kept (no probe result cached for the item).
+    OtherNotKept,
+}
+
+const F_ACTIVE: u8 = 1;
+const F_GONE: u8 = 2;
+const F_ARCHIVED: u8 = 4;
+
+/// One kept content item (64 bytes; its strings live in the table's arena).
+#[derive(Debug, Clone, Copy)]
+pub struct ContentRow {
+    id: Span,
+    label: Span,
+    updated: Stamp,
+    created: Stamp,
+    file_size: u64,
+    thumb: Span,
+    kind: u32,
+    entry: u32,
+    flags: u8,
+    size_state: u8,
+    thumb_state: u8,
+}
+
+/// What the walk saw of the target of a prior per-content incident (for the sweep suffix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriorSeen {
+    /// Listed and `active`.
+    Active,
+    /// Listed, not active: its `status` (`?` when not a string).
+    Inactive(String),
+}
+
+/// Whether `url` starts with `http://` or `https://` (ASCII case-insensitive).
+pub fn is_http_url(url: &str) -> bool {
+    let b = url.as_bytes();
+    b.get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"http://"))
+        || b.get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"https://"))
+}
+
+/// Options of the content walk.
+#[derive(Debug, Clone, Default)]
+pub struct TableOptions {
+    /// S3 is configured (`minio://` thumbnails can be probed, so their keys are kept).
+    pub s3_configured: bool,
+    /// Target ids of prior incidents whose listing status the sweep needs (agents.md 2.5).
+    pub prior_targets: HashSet<String>,
+}
+
+/// The compact content list (see the module docs). Row indexes (`u32`) are stable for the run.
+#[derive(Debug, Clone)]
+pub struct ContentTable {
+    arena: String,
+    rows: Vec<ContentRow>,
+    kinds: Interner,
+    layout: u32,
+    image: u32,
+    video: u32,
+    opts: TableOptions,
+    /// Items seen (kept or not).
+    listed: usize,
+    idless_layouts: usize,
+    idless_active: usize,
+    organization_id: Option<String>,
+    prior_seen: HashMap<String, PriorSeen>,
+}
+
+impl Default for ContentTable {
+    fn default() -> Self {
+        ContentTable::new(TableOptions::default())
+    }
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+impl ContentTable {
+    /// An empty table.
+    pub fn new(opts: TableOptions) -> ContentTable {
+        let mut kinds = Interner::default();
+        let (layout, image, video) = (
+            kinds.intern("layout"),
+            kinds.intern("image"),
+            kinds.intern("video"),
+        );
+        ContentTable {
+            arena: String::new(),
+            rows: Vec::new(),
+            kinds,
+            layout,
+            image,
+            video,
+            opts,
+            listed: 0,
+            idless_layouts: 0,
+            idless_active: 0,
+            organization_id: None,
+            prior_seen: HashMap::new(),
+        }
+    }
+
+    /// A table of `items` (tests and tools; the agent streams through [`ContentSink`]), linked to `cache`.
+    pub fn from_items(
+        items: &[Value],
+        opts: TableOptions,
+        cache: Option<&DetailCache>,
+    ) -> ContentTable {
+        let mut t = ContentTable::new(opts);
+        for it in items {
+            t.push(it, cache);
+        }
+        t
+    }
+
+    /// Forgets every item (the walk starts over).
+    pub fn clear(&mut self) {
+        let opts = std::mem::take(&mut self.opts);
+        *self = ContentTable::new(opts);
+    }
+
+    /// Takes one listed item: settles the sweep observation and the organization fallback, keeps a row when the
+    /// item needs a detail entry (agents.md 6.2.1) and links it to its `cache` entry by id.
+    pub fn push(&mut self, item: &Value, cache: Option<&DetailCache>) {
+        self.listed += 1;
+        if self.organization_id.is_none()
+            && let Some(o) = s(item, "organizationId")
+        {
+            self.organization_id = Some(o.to_string());
+        }
+        let status = s(item, "status");
+        let kind = s(item, "type");
+        let active = status == Some("active");
+        let id = s(item, "id");
+        if let Some(id) = id
+            && self.opts.prior_targets.contains(id)
+        {
+            let seen = if active {
+                PriorSeen::Active
+            } else {
+                PriorSeen::Inactive(status.unwrap_or("?").to_string())
+            };
+            self.prior_seen.insert(id.to_string(), seen);
+        }
+        let st = status.unwrap_or("");
+        let live_layout = kind == Some("layout") && st != "archived" && st != "expired";
+        if !active && !live_layout {
+            return;
+        }
+        let Some(id) = id else {
+            if live_layout {
+                self.idless_layouts += 1;
+            } else {
+                self.idless_active += 1;
+            }
+            return;
+        };
+        let entry = cache.and_then(|c| c.slot_of(id));
+        let id_span = Span::push(&mut self.arena, id);
+        let label = s(item, "name")
+            .or_else(|| s(item, "title"))
+            .filter(|n| !n.trim().is_empty());
+        let label = match label {
+            Some(l) => Span::push(&mut self.arena, l),
+            None => id_span,
+        };
+        let updated = Stamp::of_field(item.get("updatedAt"), &mut self.arena);
+        let created = Stamp::of_field(item.get("createdAt"), &mut self.arena);
+        let (size_state, file_size) = match item.get("fileSize") {
+            None | Some(Value::Null) => (0u8, 0u64),
+            Some(v) => match v.as_u64() {
+                Some(b) => (1, b),
+                None => (2, 0),
+            },
+        };
+        let kind_ix = kind.map(|k| self.kinds.intern(k)).unwrap_or(NONE);
+        let (thumb_state, thumb) = if active && (kind_ix == self.image || kind_ix == self.video) {
+            self.thumb_of(
+                item,
+                entry.is_some_and(|e| cache.is_some_and(|c| c.has_thumbnail(e))),
+            )
+        } else {
+            (0, Span::NONE)
+        };
+        self.rows.push(ContentRow {
+            id: id_span,
+            label,
+            updated,
+            created,
+            file_size,
+            thumb,
+            kind: kind_ix,
+            entry: entry.unwrap_or(NONE),
+            flags: if active { F_ACTIVE } else { 0 },
+            size_state,
+            thumb_state,
+        });
+    }
+
+    fn thumb_of(&mut self, item: &Value, cached_probe: bool) -> (u8, Span) {
+        match item.get("thumbnail") {
+            None | Some(Value::Null) => (1, Span::NONE),
+            Some(Value::String(u)) if u.trim().is_empty() => (1, Span::NONE),
+            Some(Value::String(u)) => {
+                let url = u.trim();
+                let lower_http = is_http_url(url);
+                let minio = url.starts_with("minio://");
+                if lower_http || cached_probe || (minio && self.opts.s3_configured) {
+                    (3, Span::push(&mut self.arena, url))
+                } else if minio {
+                    (4, Span::NONE)
+                } else {
+                    (5, Span::NONE)
+                }
+            }
+            Some(_) => (2, Span::NONE),
+        }
+    }
+
+    /// Number of kept rows (including rows marked gone or archived).
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row is kept.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Items the walk handed over (kept or not).
+    pub fn listed(&self) -> usize {
+        self.listed
+    }
+
+    /// Items without a string id that would need a detail: (live layouts, other active items).
+    pub fn idless(&self) -> (usize, usize) {
+        (self.idless_layouts, self.idless_active)
+    }
+
+    /// The first listed `organizationId` (fallback of the storage incident's target).
+    pub fn organization_id(&self) -> Option<&str> {
+        self.organization_id.as_deref()
+    }
+
+    /// What the walk saw of a prior incident's target (`None` = not listed).
+    pub fn prior_seen(&self, id: &str) -> Option<&PriorSeen> {
+        self.prior_seen.get(id)
+    }
+
+    /// Row indexes of rows still to judge (not gone), in list order.
+    pub fn rows(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.rows.len() as u32).filter(|r| self.rows[*r as usize].flags & F_GONE == 0)
+    }
+
+    fn row(&self, r: u32) -> &ContentRow {
+        &self.rows[r as usize]
+    }
+
+    /// The id of row `r`.
+    pub fn id(&self, r: u32) -> &str {
+        self.row(r).id.get(&self.arena)
+    }
+
+    /// The label (`name`, else `title`, else the id) of row `r`.
+    pub fn label(&self, r: u32) -> &str {
+        self.row(r).label.get(&self.arena)
+    }
+
+    /// The `type` of row `r` (`None` when missing or not a string).
+    pub fn kind(&self, r: u32) -> Option<&str> {
+        self.kinds.get(self.row(r).kind)
+    }
+
+    /// Row `r` is a layout.
+    pub fn is_layout(&self, r: u32) -> bool {
+        self.row(r).kind == self.layout
+    }
+
+    /// Row `r` is listed `active` (else it is a live layout).
+    pub fn is_active(&self, r: u32) -> bool {
+        self.row(r).flags & F_ACTIVE != 0
+    }
+
+    /// Row `r` is gone (its detail answered 404 this run).
+    pub fn is_gone(&self, r: u32) -> bool {
+        self.row(r).flags & F_GONE != 0
+    }
+
+    /// Row `r` was archived this run (skipped by the thumbnail and size checks).
+    pub fn is_archived(&self, r: u32) -> bool {
+        self.row(r).flags & F_ARCHIVED != 0
+    }
+
+    /// Marks row `r` archived this run.
+    pub fn mark_archived(&mut self, r: u32) {
+        self.rows[r as usize].flags |= F_ARCHIVED;
+    }
+
+    /// Marks row `r` gone (its detail answered 404): no longer judged, and not listed for the sweep.
+    pub fn mark_gone(&mut self, r: u32) {
+        self.rows[r as usize].flags |= F_GONE;
+        self.rows[r as usize].entry = NONE;
+        let id = self.id(r).to_string();
+        self.prior_seen.remove(&id);
+    }
+
+    /// The listed `updatedAt` stamp of row `r`.
+    pub fn updated(&self, r: u32) -> Stamp {
+        self.row(r).updated
+    }
+
+    /// The listed `updatedAt` text of row `r` (`""` when missing or not a string).
+    pub fn updated_text(&self, r: u32) -> Cow<'_, str> {
+        self.row(r)
+            .updated
+            .text(&self.arena)
+            .unwrap_or(Cow::Borrowed(""))
+    }
+
+    /// The listed `createdAt` of row `r` (`None` when missing or unparseable).
+    pub fn created(&self, r: u32) -> Option<DateTime<Utc>> {
+        self.row(r).created.time(&self.arena)
+    }
+
+    /// The listed `fileSize` of row `r`.
+    pub fn size(&self, r: u32) -> SizeState {
+        let row = self.row(r);
+        match row.size_state {
+            0 => SizeState::Null,
+            1 => SizeState::Bytes(row.file_size),
+            _ => SizeState::Unparseable,
+        }
+    }
+
+    /// `fileSize` in bytes, 0 when null or unparseable.
+    pub fn file_size(&self, r: u32) -> u64 {
+        match self.size(r) {
+            SizeState::Bytes(b) => b,
+            _ => 0,
+        }
+    }
+
+    /// The listed thumbnail of row `r`.
+    pub fn thumb(&self, r: u32) -> ThumbState {
+        let row = self.row(r);
+        match row.thumb_state {
+            0 => ThumbState::NoCheck,
+            1 => ThumbState::Missing,
+            2 => ThumbState::NotString,
+            3 => ThumbState::Url(row.thumb),
+            4 => ThumbState::MinioNotKept,
+            _ => ThumbState::OtherNotKept,
+        }
+    }
+
+    /// The text of a span of this table.
+    pub fn text(&self, s: Span) -> &str {
+        s.get(&self.arena)
+    }
+
+    /// The arena (for [`Stamp`] comparisons).
+    pub fn arena(&self) -> &str {
+        &self.arena
+    }
+
+    /// The cache slot linked to row `r` ([`NONE`] when none).
+    pub fn entry(&self, r: u32) -> u32 {
+        self.row(r).entry
+    }
+
+    /// Links row `r` to cache slot `slot` (after a detail read).
+    pub fn set_entry(&mut self, r: u32, slot: u32) {
+        self.rows[r as usize].entry = slot;
+    }
+
+    /// Bytes held (rows, arena, interned values; approximate).
+    pub fn heap_bytes(&self) -> usize {
+        self.rows.capacity() * std::mem::size_of::<ContentRow>() + self.arena.capacity()
+    }
+}
+
+/// The [`ItemSink`] of the content walk: each item becomes a row of the table as its page arrives.
+pub struct ContentSink<'a> {
+    /// The table being filled.
+    pub table: &'a mut ContentTable,
+    /// The detail cache (loaded before the walk) rows are linked to.
+    pub cache: Option<&'a DetailCache>,
+}
+
+impl ItemSink for ContentSink<'_> {
+    fn item(&mut self, item: Value) {
+        self.table.push(&item, self.cache);
+    }
+    fn restart(&mut self) {
+        self.table.clear();
+    }
+}
+
+/// What the playlist walk leaves (agents.md 6.2.4): the hashed `items[].contentId` references and how many playlists
+/// were listed without an `items` array.
+#[derive(Debug, Clone, Default)]
+pub struct PlaylistRefs {
+    /// [`id_hash`] of every string `items[].contentId`.
+    pub refs: HashSet64,
+    /// Playlists listed without an `items` array (the harvest is then incomplete).
+    pub without_items: usize,
+    /// Playlists seen.
+    pub listed: usize,
+}
+
+impl PlaylistRefs {
+    /// Takes one listed playlist.
+    pub fn push(&mut self, p: &Value) {
+        self.listed += 1;
+        match p.get("items").and_then(Value::as_array) {
+            Some(items) => self
+                .refs
+                .extend(items.iter().filter_map(|i| s(i, "contentId")).map(id_hash)),
+            None => self.without_items += 1,
+        }
+    }
+
+    /// The references of `playlists` (tests and tools).
+    pub fn from_items(playlists: &[Value]) -> PlaylistRefs {
+        let mut r = PlaylistRefs::default();
+        for p in playlists {
+            r.push(p);
+        }
+        r
+    }
+}
+
+/// The [`ItemSink`] of the playlist walk (no playlist is kept).
+pub struct PlaylistSink<'a>(pub &'a mut PlaylistRefs);
+
+impl ItemSink for PlaylistSink<'_> {
+    fn item(&mut self, item: Value) {
+        self.0.push(&item);
+    }
+    fn restart(&mut self) {
+        *self.0 = PlaylistRefs::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_stamps_round_trip_and_other_text_is_kept_verbatim() {
+        let mut arena = String::new();
+        for t in [
+            "2026-08-26T13:42:17.000Z",
+            "0001-01-01T00:00:00.000Z",
+            "9999-12-31T23:59:59.999Z",
+            "2024-02-29T00:00:00.123Z",
+        ] {
+            let st = Stamp::encode(t, &mut arena);
+            assert!(st.canonical().is_some(), "{t}");
+            assert_eq!(st.text(&arena).unwrap(), t);
+            assert_eq!(st.time(&arena), parse_ts(t));
+        }
+        assert!(arena.is_empty(), "canonical stamps use no arena");
+        for t in [
+            "2026-08-26T13:42:17Z",
+            "2026-08-26T13:42:17.000+02:00",
+            "2023-02-29T00:00:00.000Z",
+            "2026-08-26T13:42:60.000Z",
+            "u-a",
+            "",
+        ] {
+            let st = Stamp::encode(t, &mut arena);
+            assert!(st.canonical().is_none(), "{t}");
+            assert_eq!(st.text(&arena).unwrap(), t);
+            assert_eq!(st.time(&arena), parse_ts(t), "{t}");
+        }
+        let mut other = String::new();
+        let a = Stamp::encode("2026-08-26T13:42:17.000Z", &mut arena);
+        let b = Stamp::encode("2026-08-26T13:42:17.000Z", &mut other);
+        let c = Stamp::encode("u-a", &mut other);
+        let d = Stamp::encode("u-a", &mut arena);
+        assert!(Stamp::same(a, &arena, b, &other));
+        assert!(Stamp::same(c, &other, d, &arena));
+        assert!(!Stamp::same(a, &arena, c, &other));
+        assert!(!Stamp::same(Stamp::ABSENT, &arena, Stamp::ABSENT, &arena));
+    }
+
+    #[test]
+    fn rows_keep_active_items_and_live_layouts_with_explicit_field_states() {
+        let items = vec![
+            json!({"id": "a", "name": "  ", "title": "T", "type": "image", "status": "active",
+                "fileSize": null, "thumbnail": " https://x.test/t.jpg ", "updatedAt": "u1", "organizationId": "org"}),
+            json!({"id": "b", "title": "Bee", "type": "video", "status": "active", "fileSize": "big",
+                "thumbnail": 5}),
+            json!({"id": "c", "type": "layout", "status": "draft", "fileSize": 7}),
+            json!({"id": "d", "type": "layout", "status": "archived"}),
+            json!({"id": "e", "type": "image", "status": "archived"}),
+            json!({"id": 5, "type": "image", "status": "active"}),
+            json!({"type": "layout"}),
+            json!({"id": "f", "type": "image", "status": "active", "thumbnail": "minio://k"}),
+        ];
+        let t = ContentTable::from_items(&items, TableOptions::default(), None);
+        let ids: Vec<&str> = t.rows().map(|r| t.id(r)).collect();
+        assert_eq!(ids, vec!["a", "b", "c", "f"]);
+        assert_eq!(t.listed(), 8);
+        assert_eq!(t.idless(), (1, 1));
+        assert_eq!(t.organization_id(), Some("org"));
+        // A blank name is not replaced by the title (the rule of `label`): the id is the label.
+        assert_eq!(t.label(0), "a");
+        assert_eq!(t.label(1), "Bee");
+        assert_eq!(t.size(0), SizeState::Null);
+        assert_eq!(t.size(1), SizeState::Unparseable);
+        assert_eq!(t.size(2), SizeState::Bytes(7));
+        assert!(matches!(t.thumb(0), ThumbState::Url(s) if t.text(s) == "https://x.test/t.jpg"));
+        assert_eq!(t.thumb(1), ThumbState::NotString);
+        assert_eq!(t.thumb(2), ThumbState::NoCheck);
+        assert_eq!(t.thumb(3), ThumbState::MinioNotKept);
+        assert!(t.updated(1).is_absent());
+        assert!(t.is_layout(2) && !t.is_active(2));
+    }
+
+    #[test]
+    fn prior_targets_record_what_the_walk_saw() {
+        let opts = TableOptions {
+            s3_configured: false,
+            prior_targets: ["a", "b", "z"].iter().map(|s| s.to_string()).collect(),
+        };
+        let items = vec![
+            json!({"id": "a", "status": "active"}),
+            json!({"id": "b", "status": "archived"}),
+        ];
+        let t = ContentTable::from_items(&items, opts, None);
+        assert_eq!(t.prior_seen("a"), Some(&PriorSeen::Active));
+        assert_eq!(
+            t.prior_seen("b"),
+            Some(&PriorSeen::Inactive("archived".into()))
+        );
+        assert_eq!(t.prior_seen("z"), None);
+    }
+
+    #[test]
+    fn playlist_refs_hash_content_ids_and_count_missing_item_arrays() {
+        let r = PlaylistRefs::from_items(&[
+            json!({"items": [{"contentId": "a"}, {"contentId": null}, {"x": 1}]}),
+            json!({"itemCount": 2}),
+        ]);
+        assert!(r.refs.contains(&id_hash("a")));
+        assert_eq!(r.refs.len(), 1);
+        assert_eq!((r.without_items, r.listed), (1, 2));
+    }
+}
