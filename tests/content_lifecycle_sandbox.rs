@@ -955,6 +955,43 @@ async fn a_corrupt_cache_is_quarantined_untouched_and_rebuilt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_file_in_the_old_pretty_form_is_loaded_and_spares_every_detail_read() {
+    let env = env(&[]).await;
+    env.run(false).await;
+    let cache = env.dir.path().join("ops-content-cache.json");
+    let written: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    let n = written["items"].as_object().unwrap().len();
+    assert!(n > 50, "{n} entries");
+    // The form the earlier code wrote: pretty-printed, `version` first.
+    let old = serde_json::to_vec_pretty(&json!({"version": 1, "items": written["items"].clone()}))
+        .unwrap();
+    std::fs::write(&cache, &old).unwrap();
+    env.sb.clear_requests();
+    let r = env.run(false).await;
+    assert!(r.fatal.is_none(), "{:?}", r.fatal);
+    let detail_reads = env
+        .sb
+        .requests()
+        .iter()
+        .filter(|q| q.method == "GET" && q.path.starts_with("/api/v1/content/"))
+        .count();
+    assert_eq!(detail_reads, 0, "every entry of the old file is fresh");
+    let rewritten: Value = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+    assert_eq!(
+        rewritten["items"], written["items"],
+        "same entries written back"
+    );
+    assert!(
+        !std::fs::read_dir(env.dir.path()).unwrap().any(|d| d
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".corrupt-")),
+        "not quarantined"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_detail_budget_defers_expiry_and_orphan_verdicts_until_the_cache_is_warm() {
     let e = expected();
     let env = env(&[("OPS_CONTENT_DETAIL_READS_PER_RUN", "40")]).await;

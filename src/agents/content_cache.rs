@@ -83,11 +83,17 @@ pub struct CacheEntry {
 /// The fields of a detail payload the cache keeps, borrowed from it (validated once, see [`DetailFields::parse`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetailFields<'a> {
+    /// `updatedAt` (a string).
     pub updated_at: &'a str,
+    /// `status` (a string).
     pub status: &'a str,
+    /// `expiresAt` as written (`None` = null or missing; a non-string value as its JSON text).
     pub expires_at: Option<Cow<'a, str>>,
+    /// `replacementContentId` (`None` = null, missing or blank).
     pub replacement_content_id: Option<&'a str>,
+    /// `isGlobal` (`None` = null or missing).
     pub is_global: Option<bool>,
+    /// The non-empty string `metadata.zones[].contentId` values.
     pub zone_content_ids: Vec<&'a str>,
 }
 

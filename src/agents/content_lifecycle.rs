@@ -4,11 +4,13 @@
 //! Flow of one run:
 //!
 //! 1. `GET /api/v1/organizations/storage` (read first: it also opens the session, so the concurrent walks share one
-//!    login), then walks of `GET /api/v1/content` and `GET /api/v1/playlists`, concurrently (5.4). A page-1 failure
-//!    or an unknown list shape ends the run with exit 2 and no state write; an incomplete walk raises info
-//!    `scan-truncated` and covers none of the types depending on the lists.
-//! 2. The detail cache ([`super::content_cache`], 6.2.1) is loaded and refreshed within
-//!    `OPS_CONTENT_DETAIL_READS_PER_RUN` reads, the budget and the deadline.
+//!    login). The detail cache ([`super::content_cache`], 6.2.1) is loaded, then [`observe`] walks
+//!    `GET /api/v1/content` and `GET /api/v1/playlists` concurrently (5.4), turning each item into the compact
+//!    [`ContentTable`] / [`PlaylistRefs`] as its page arrives (no JSON kept; rows are linked to their cache entries).
+//!    A page-1 failure or an unknown list shape ends the run with exit 2 and no state write; an incomplete walk raises
+//!    info `scan-truncated` and covers none of the types depending on the lists.
+//! 2. [`refresh_details`] refreshes stale entries within `OPS_CONTENT_DETAIL_READS_PER_RUN` reads, the budget and the
+//!    deadline, storing each detail compactly as it arrives.
 //! 3. Detection is pure ([`detect_expired`], [`harvest_references`], [`unreferenced_candidates`],
 //!    [`thumbnail_check`], [`size_verdict`], [`storage_verdict`]); every mutation then goes through the audited
 //!    mutation helper with a fresh `before` read and a confirming read of its own ([`confirm_expired`],
@@ -2798,26 +2800,30 @@ mod tests {
         }
     }
 
+    /// An owned copy of a [`ThumbCheck`] (the check borrows a table local to [`thumb_of`]).
+    #[derive(Debug, PartialEq)]
+    enum Owned {
+        Missing,
+        Cached { ok: bool, detail: Option<String> },
+        Http(String),
+        S3(String),
+        NotExamined,
+    }
+
     /// The thumbnail check of one listed item (its table built with `cache`).
-    fn thumb_of(
-        it: &Value,
-        cache: &DetailCache,
-        recheck_hours: u64,
-        s3: bool,
-    ) -> Option<ThumbCheck<'static>> {
+    fn thumb_of(it: &Value, cache: &DetailCache, recheck_hours: u64, s3: bool) -> Option<Owned> {
         let t = table(std::slice::from_ref(it), cache);
         let r = t.rows().next()?;
         let c = thumbnail_check(&t, r, cache.fresh(&t, r), now(), recheck_hours, s3);
-        // Owned copy for the assertions (the table is local).
         c.map(|c| match c {
-            ThumbCheck::Missing => ThumbCheck::Missing,
-            ThumbCheck::Cached { ok, detail } => ThumbCheck::Cached {
+            ThumbCheck::Missing => Owned::Missing,
+            ThumbCheck::Cached { ok, detail } => Owned::Cached {
                 ok,
-                detail: detail.map(|d| &*String::leak(d.to_string())),
+                detail: detail.map(String::from),
             },
-            ThumbCheck::Http(u) => ThumbCheck::Http(String::leak(u.to_string())),
-            ThumbCheck::S3(k) => ThumbCheck::S3(String::leak(k.to_string())),
-            ThumbCheck::NotExamined(w) => ThumbCheck::NotExamined(w),
+            ThumbCheck::Http(u) => Owned::Http(u.to_string()),
+            ThumbCheck::S3(k) => Owned::S3(k.to_string()),
+            ThumbCheck::NotExamined(_) => Owned::NotExamined,
         })
     }
 
@@ -2826,22 +2832,16 @@ mod tests {
         let none = DetailCache::default();
         let mut it = item("a", "image", "active", 3.0);
         it["thumbnail"] = Value::Null;
-        assert_eq!(thumb_of(&it, &none, 24, false), Some(ThumbCheck::Missing));
+        assert_eq!(thumb_of(&it, &none, 24, false), Some(Owned::Missing));
         it["thumbnail"] = json!("   ");
-        assert_eq!(thumb_of(&it, &none, 24, false), Some(ThumbCheck::Missing));
+        assert_eq!(thumb_of(&it, &none, 24, false), Some(Owned::Missing));
         it["thumbnail"] = json!(42);
-        assert!(matches!(
-            thumb_of(&it, &none, 24, false),
-            Some(ThumbCheck::NotExamined(_))
-        ));
+        assert_eq!(thumb_of(&it, &none, 24, false), Some(Owned::NotExamined));
         it["thumbnail"] = json!("minio://org/t.jpg");
-        assert!(matches!(
-            thumb_of(&it, &none, 24, false),
-            Some(ThumbCheck::NotExamined(_))
-        ));
+        assert_eq!(thumb_of(&it, &none, 24, false), Some(Owned::NotExamined));
         assert_eq!(
             thumb_of(&it, &none, 24, true),
-            Some(ThumbCheck::S3("org/t.jpg"))
+            Some(Owned::S3("org/t.jpg".into()))
         );
         // Not kept by a walk without S3 (no cached probe): still not examined, never probed.
         let t = ContentTable::from_items(
@@ -2856,18 +2856,15 @@ mod tests {
         it["thumbnail"] = json!("https://cdn.test/t.jpg");
         assert_eq!(
             thumb_of(&it, &none, 24, false),
-            Some(ThumbCheck::Http("https://cdn.test/t.jpg"))
+            Some(Owned::Http("https://cdn.test/t.jpg".into()))
         );
         it["thumbnail"] = json!("HTTP://cdn.test/t.jpg");
         assert_eq!(
             thumb_of(&it, &none, 24, false),
-            Some(ThumbCheck::Http("HTTP://cdn.test/t.jpg"))
+            Some(Owned::Http("HTTP://cdn.test/t.jpg".into()))
         );
         it["thumbnail"] = json!("ftp://cdn.test/t.jpg");
-        assert!(matches!(
-            thumb_of(&it, &none, 24, true),
-            Some(ThumbCheck::NotExamined(_))
-        ));
+        assert_eq!(thumb_of(&it, &none, 24, true), Some(Owned::NotExamined));
         it["thumbnail"] = json!("https://cdn.test/t.jpg");
         let mut cache = cache_with(&[("a", json!({"updatedAt": "u-a"}))]);
         cache.set_thumbnail(
@@ -2881,9 +2878,9 @@ mod tests {
         );
         assert_eq!(
             thumb_of(&it, &cache, 24, false),
-            Some(ThumbCheck::Cached {
+            Some(Owned::Cached {
                 ok: false,
-                detail: Some("HEAD answered 404")
+                detail: Some("HEAD answered 404".into())
             })
         );
         // A cached probe of an unknown URL form is reused too (the walk keeps the URL of items with a probe).
@@ -2911,12 +2908,12 @@ mod tests {
         // Older than the recheck interval, or another URL → probe again.
         assert!(matches!(
             thumb_of(&it, &cache, 1, false),
-            Some(ThumbCheck::Http(_))
+            Some(Owned::Http(_))
         ));
         it["thumbnail"] = json!("https://cdn.test/other.jpg");
         assert!(matches!(
             thumb_of(&it, &cache, 24, false),
-            Some(ThumbCheck::Http(_))
+            Some(Owned::Http(_))
         ));
         // Not image/video, or not active → no check.
         let mut pdf = item("p", "pdf", "active", 3.0);

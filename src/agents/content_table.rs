@@ -633,7 +633,7 @@ impl ContentTable {
         self.rows[r as usize].entry = slot;
     }
 
-    /// Bytes held (rows, arena, interned values; approximate).
+    /// Bytes reserved by the rows and the arena (capacity, not length).
     pub fn heap_bytes(&self) -> usize {
         self.rows.capacity() * std::mem::size_of::<ContentRow>() + self.arena.capacity()
     }
@@ -797,6 +797,23 @@ mod tests {
             Some(&PriorSeen::Inactive("archived".into()))
         );
         assert_eq!(t.prior_seen("z"), None);
+    }
+
+    #[test]
+    fn a_gone_row_is_no_longer_judged_nor_listed_for_the_sweep() {
+        let opts = TableOptions {
+            s3_configured: false,
+            prior_targets: ["a".to_string()].into(),
+        };
+        let items = vec![
+            json!({"id": "a", "status": "active", "type": "image"}),
+            json!({"id": "b", "status": "active", "type": "image"}),
+        ];
+        let mut t = ContentTable::from_items(&items, opts, None);
+        t.mark_gone(0);
+        assert!(t.is_gone(0));
+        assert_eq!(t.rows().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(t.prior_seen("a"), None);
     }
 
     #[test]
