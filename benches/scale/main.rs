@@ -29,7 +29,6 @@ mod content;
 mod schedule;
 
 use chrono::Utc;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -52,7 +51,7 @@ use vizora_ops::model::AgentName;
 use vizora_ops::runner::{self, RunOptions, Wiring};
 use vizora_ops::state::audit::AuditLog;
 use vizora_ops::vizora::budget::{Limits, RateBudget};
-use vizora_ops::vizora::{ApiError, Client, ClientOptions, VizoraApi};
+use vizora_ops::vizora::{Client, ClientOptions, VizoraApi};
 
 /// Prefix of the one machine-readable line a child prints (JSON after it).
 const RESULT_PREFIX: &str = "SCALE-RESULT ";
@@ -742,33 +741,6 @@ fn print_findings(rows: &[(&str, usize, String)]) {
     for (k, n, seeded) in rows {
         println!("    {k:<34} {n:>8}  {seeded}");
     }
-}
-
-/// A list walk through the client as one step.
-async fn walk_step(c: &Client, name: &str, path: &str) -> anyhow::Result<(Vec<Value>, Step)> {
-    let (r0, c0, t0, m0) = (c.stats().requests, cpu_s(), Instant::now(), mem_now().0);
-    let l = c.walk(path).await?;
-    let step = Step {
-        name: name.into(),
-        wall_s: t0.elapsed().as_secs_f64(),
-        cpu_s: cpu_s() - c0,
-        requests: c.stats().requests - r0,
-        items: l.items.len(),
-        note: format!(
-            "RSS {:+.0} MiB; {} page(s), {}",
-            mib(mem_now().0) - mib(m0),
-            l.pages,
-            if l.complete {
-                "complete".to_string()
-            } else {
-                format!(
-                    "INCOMPLETE: {}",
-                    l.reason.as_deref().unwrap_or("incomplete")
-                )
-            }
-        ),
-    };
-    Ok((l.items, step))
 }
 
 /// A single GET through the client as one step.
