@@ -526,9 +526,13 @@ pub struct Observation {
     pub org: Option<Value>,
     /// Why `org` is `None` (logged as a warning), when it is.
     pub org_warning: Option<String>,
+    /// `GET /api/v1/schedules`.
     pub schedules: Walked<Schedule>,
+    /// `GET /api/v1/displays` (unfiltered: disabled displays included).
     pub displays: Walked<Display>,
+    /// `GET /api/v1/playlists` (without their embedded items).
     pub playlists: Walked<PlaylistSummary>,
+    /// `GET /api/v1/display-groups`.
     pub groups: Walked<DisplayGroup>,
 }
 

@@ -484,10 +484,13 @@ pub fn empty_playlists(
 pub struct OverlapSchedule {
     /// Position in the schedule list.
     pub ix: u32,
+    /// `priority` (missing or null = 0).
     pub priority: i64,
+    /// `startDate`.
     pub start: DateTime<Utc>,
-    /// `None` = open-ended.
+    /// `endDate`; `None` = open-ended.
     pub end: Option<DateTime<Utc>>,
+    /// The validated weekly fields.
     pub week: Week,
 }
 
@@ -583,9 +586,11 @@ pub fn pair_overlap(a: &OverlapSchedule, b: &OverlapSchedule, tz: Tz) -> Option<
 pub struct OverlapPair {
     /// `<idA>+<idB>`, ids in ascending byte order.
     pub key: String,
-    /// (id, name) of the two schedules in key order.
+    /// (id, name) of the first schedule in key order.
     pub a: (String, String),
+    /// (id, name) of the second schedule.
     pub b: (String, String),
+    /// The shared priority.
     pub priority: i64,
     /// Labels of the first 5 enabled displays where they overlap.
     pub displays: Vec<String>,
@@ -859,6 +864,7 @@ pub fn coverage<'s>(
 pub struct DisplayCoverage {
     /// Position in the display list.
     pub display: u32,
+    /// Covered now, a gap, or undecidable.
     pub verdict: Coverage,
     /// A deleted-playlist schedule deactivated this run targeted it: it gets the fallback whatever the verdict.
     pub follow_up: bool,
