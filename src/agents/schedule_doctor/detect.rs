@@ -1630,6 +1630,120 @@ mod tests {
     }
 
     #[test]
+    fn check_schedules_partitions_faults_healthy_and_unknown_ends() {
+        let now = at("2026-08-26T12:00:00Z");
+        let mut past = sched(
+            "a",
+            0,
+            "2026-01-01T00:00:00Z",
+            Some("2026-08-01T00:00:00Z"),
+            ALL,
+            None,
+            None,
+        );
+        past["playlistId"] = json!("gone");
+        let ok = sched("b", 0, "2026-01-01T00:00:00Z", None, ALL, None, None);
+        let odd_end = sched(
+            "c",
+            0,
+            "2026-01-01T00:00:00Z",
+            Some("someday"),
+            ALL,
+            None,
+            None,
+        );
+        let mut inactive = sched(
+            "d",
+            0,
+            "2026-01-01T00:00:00Z",
+            Some("2026-08-01T00:00:00Z"),
+            ALL,
+            None,
+            None,
+        );
+        inactive["isActive"] = json!(false);
+        let mut orphan = sched("e", 0, "2026-01-01T00:00:00Z", None, ALL, None, None);
+        orphan["playlistId"] = json!("gone");
+        let scheds: Vec<Schedule> = records(&[past, ok, odd_end, inactive, orphan]);
+        let pl: Vec<PlaylistSummary> = records(&[json!({"id":"p1","itemCount":1})]);
+        let ds: Vec<Display> = records(&[display("d1", "UTC", false)]);
+        let sets = EntitySets::new(&pl, &ds, &[]);
+        let c = check_schedules(&scheds, now, Some(&sets));
+        let kinds: Vec<(usize, &str)> = c.faults.iter().map(|(i, f)| (*i, f.kind())).collect();
+        assert_eq!(
+            kinds,
+            vec![(0, "past_end_schedule"), (4, "deleted_playlist_schedule")]
+        );
+        assert_eq!(c.remaining, vec![1, 2]);
+        assert_eq!(c.end_unknown, vec![2]);
+        assert_eq!(c.active, 4);
+        let partial = check_schedules(&scheds, now, None);
+        assert_eq!(
+            partial.faults.len(),
+            1,
+            "an incomplete scan runs check 1 only"
+        );
+    }
+
+    #[test]
+    fn coverage_verdicts_follow_this_runs_deactivations_and_flag_follow_ups() {
+        let now = at("2026-08-26T12:00:00Z");
+        let mut covering = sched("s1", 0, "2026-01-01T00:00:00Z", None, ALL, None, None);
+        covering["displayId"] = json!("d1");
+        let mut deleted = sched("s2", 0, "2026-01-01T00:00:00Z", None, ALL, None, None);
+        deleted["displayId"] = json!("d2");
+        let mut unknown = sched("s3", 0, "2026-01-01T00:00:00Z", None, ALL, None, None);
+        unknown["displayId"] = Value::Null;
+        unknown["displayGroupId"] = json!("gx");
+        let scheds: Vec<Schedule> = records(&[covering, deleted, unknown]);
+        let mut with_playlist = display("d4", "UTC", false);
+        with_playlist["currentPlaylistId"] = json!("p1");
+        let ds: Vec<Display> = records(&[
+            display("d1", "UTC", false),
+            display("d2", "UTC", false),
+            display("d3", "Not/AZone", false),
+            with_playlist,
+        ]);
+        let gs: Vec<DisplayGroup> = records(&[json!({"id":"gx"})]);
+        let sets = EntitySets::new(&[], &ds, &gs);
+        let enabled = [0u32, 1, 2, 3];
+        // Nothing deactivated: the unknown-membership group may reach every display.
+        let v = coverage_verdicts(&scheds, &ds, &enabled, &sets, &[false; 3], &[], now);
+        assert_eq!(v.covered, 2, "d1 and d2 are covered directly");
+        assert_eq!(
+            v.displays,
+            vec![DisplayCoverage {
+                display: 2,
+                verdict: Coverage::Unknown,
+                follow_up: false,
+                reaching: 0
+            }]
+        );
+        assert_eq!(v.tz_fallbacks, 1);
+        // s2 (deleted playlist) and s3 deactivated this run: d2 is a gap and a follow-up, d3 a gap.
+        let v = coverage_verdicts(
+            &scheds,
+            &ds,
+            &enabled,
+            &sets,
+            &[false, true, true],
+            &[1],
+            now,
+        );
+        let got: Vec<(u32, Coverage, bool)> = v
+            .displays
+            .iter()
+            .map(|d| (d.display, d.verdict, d.follow_up))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(1, Coverage::Gap, true), (2, Coverage::Gap, false)],
+            "a display with a current playlist is never judged"
+        );
+        assert_eq!(v.covered, 1);
+    }
+
+    #[test]
     fn path_ids_are_restricted_to_id_characters() {
         assert!(path_safe_id("cmt4zn6gwa6tjfh7kssxmv3bn"));
         assert!(path_safe_id("26f7c3c8-a5b3-4893-a4bd-39c4d4e1127e"));
