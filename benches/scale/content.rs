@@ -4,8 +4,13 @@
 //! that observation; then, apart from the figures of the walk+detection process, the cache file write and re-load.
 
 use super::*;
-use vizora_ops::agents::content_cache::{CACHE_FILE_NAME, CacheFile};
-use vizora_ops::agents::content_lifecycle::{observe, refresh_details};
+use vizora_ops::agents::content_cache::{
+    CACHE_FILE_NAME, CacheEntry, CacheFile, DetailCache, refresh_plan,
+};
+use vizora_ops::agents::content_lifecycle::{
+    SizeVerdict, StorageVerdict, ThumbCheck, detect_expired, harvest_references, observe,
+    refresh_details, size_verdict, storage_verdict, thumbnail_check, unreferenced_candidates,
+};
 use vizora_ops::agents::content_table::TableOptions;
 
 pub(super) fn content_lifecycle(

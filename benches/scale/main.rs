@@ -30,22 +30,13 @@ mod schedule;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use vizora_ops::agents::common;
-use vizora_ops::agents::content_cache::{CacheEntry, DetailCache, refresh_plan};
-use vizora_ops::agents::content_lifecycle::{
-    SizeVerdict, StorageVerdict, ThumbCheck, detect_expired, harvest_references, size_verdict,
-    storage_verdict, thumbnail_check, unreferenced_candidates,
-};
-use vizora_ops::agents::schedule_doctor::detect::{
-    self, ActiveVerdict, Coverage, EntitySets, Fallback, OverlapSchedule, TargetIndex,
-};
 use vizora_ops::config::{Config, Source};
 use vizora_ops::model::AgentName;
 use vizora_ops::runner::{self, RunOptions, Wiring};

@@ -4,18 +4,8 @@
 //! as deactivated, every deleted-playlist fault as a fallback follow-up).
 
 use super::*;
+use vizora_ops::agents::schedule_doctor::detect::{self, Coverage, EntitySets, Fallback};
 use vizora_ops::agents::schedule_doctor::{self, Observation};
-
-/// Names the shared harness (main.rs) still imports for this module although it no longer needs them (the walk is
-/// the agent's `observe`, detection the agent's composed functions). Referenced here so that the bench builds without
-/// warnings until main.rs's schedule-doctor imports are trimmed to `detect::{self, Coverage, EntitySets, Fallback}`.
-type _HarnessImports = (
-    HashMap<(), ()>,
-    common::Intervals,
-    ActiveVerdict,
-    OverlapSchedule,
-    TargetIndex,
-);
 
 pub(super) fn schedule_doctor(
     rt: &tokio::runtime::Runtime,
