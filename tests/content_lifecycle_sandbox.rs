@@ -534,6 +534,15 @@ async fn every_seeded_content_fault_is_found_fixed_verified_and_a_second_run_cha
             .all(|q| q.body == Some(json!({})))
     );
     assert!(!reqs.iter().any(|q| q.method == "DELETE"));
+    // An orphan is read three times: its detail for the cache, the audited `before` read that is also the
+    // confirmation (6.2.4, one read), and the verification.
+    for o in &e.orphans {
+        let reads = reqs
+            .iter()
+            .filter(|q| q.method == "GET" && q.path == format!("/api/v1/content/{o}"))
+            .count();
+        assert_eq!(reads, 3, "GETs of orphan {o}");
+    }
 
     // Fix notifications, one per kind, naming the items.
     let alerts = env.alerts.all();
@@ -1353,6 +1362,63 @@ async fn a_failed_repoint_leaves_the_expired_item_unarchived_and_open() {
     );
     assert_eq!(env.entity("content", cid)["status"], "archived");
     assert_eq!(env.incidents()[&id("expired_content", cid)]["attempts"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playlist_changed_between_its_read_and_the_write_is_not_repointed() {
+    // The repoint's PATCH replaces the whole item list, so it is built from a read and sent only if the audited
+    // `before` read still shows the same items. Here the first read answers an older version (one more item).
+    let e = expected();
+    let (cid, (_, playlists)) = e
+        .expired
+        .iter()
+        .find(|(_, (r, p))| r.is_some() && !p.is_empty())
+        .unwrap();
+    let pid = &playlists[0];
+    let env = env(&[]).await;
+    let fx: Value = serde_json::from_str(DEMO_FIXTURE).unwrap();
+    let mut stale = fx["playlists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == pid.as_str())
+        .unwrap()
+        .clone();
+    let n = stale["items"].as_array().unwrap().len();
+    stale["items"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"contentId": cid, "order": n + 1, "duration": null}));
+    env.sb.add_fault(FaultSpec {
+        body: Some(stale),
+        ..fault("GET", &format!("/api/v1/playlists/{pid}"), 200, 1)
+    });
+    let r = env.run(false).await;
+    assert_eq!(r.exit_code, 1);
+    let reqs = env.sb.requests();
+    assert!(
+        !reqs
+            .iter()
+            .any(|q| q.method == "PATCH" && q.path == format!("/api/v1/playlists/{pid}")),
+        "no PATCH built from the stale read"
+    );
+    let i = &env.incidents()[&id("expired_content", cid)];
+    assert_eq!(i["status"], "open", "{i}");
+    assert!(
+        i["error"]
+            .as_str()
+            .unwrap()
+            .contains("changed since it was read"),
+        "{i}"
+    );
+    assert_eq!(env.entity("content", cid)["status"], "active", "no archive");
+    // Next run: the reads agree, the playlist is repointed and the item archived.
+    env.run(false).await;
+    assert_eq!(
+        env.incidents()[&id("expired_content", cid)]["status"],
+        "resolved"
+    );
+    assert_eq!(env.entity("content", cid)["status"], "archived");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

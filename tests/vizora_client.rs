@@ -8,7 +8,7 @@ use vizora_ops::sandbox::{FaultSpec, ListShape, Sandbox, SandboxOptions};
 use vizora_ops::state::audit::AuditLog;
 use vizora_ops::vizora::budget::{Limits, RateBudget};
 use vizora_ops::vizora::{
-    ApiError, Client, ClientOptions, MutationRequest, MutationStatus, VizoraApi,
+    ApiError, Client, ClientOptions, MutationRequest, MutationStatus, Precondition, VizoraApi,
 };
 
 struct Env {
@@ -350,6 +350,7 @@ async fn archive_404_not_found_differs_from_a_missing_route_which_is_drift() {
         before_path: format!("/api/v1/content/{id}"),
         route_slug: "post-content-archive".into(),
         idempotent: true,
+        precondition: None,
     };
     e.sb.add_fault(FaultSpec {
         method: Some("POST".into()),
@@ -398,6 +399,61 @@ async fn archive_404_not_found_differs_from_a_missing_route_which_is_drift() {
 }
 
 #[tokio::test]
+async fn a_failed_precondition_on_the_before_read_sends_and_audits_nothing() {
+    let e = env(false).await;
+    for dry_run in [false, true] {
+        let c = client(&e, dry_run, fast_limits(), 5000);
+        let sched = c.walk("/api/v1/schedules").await.unwrap();
+        let id = sched.items[0]["id"].as_str().unwrap().to_string();
+        e.sb.clear_requests();
+        let req = |check: Precondition| MutationRequest {
+            action: "Deactivate schedule".into(),
+            target: "schedule".into(),
+            target_id: id.clone(),
+            method: Method::PATCH,
+            path: format!("/api/v1/schedules/{id}"),
+            body: json!({"isActive": false}),
+            before_path: format!("/api/v1/schedules/{id}"),
+            route_slug: "patch-schedules".into(),
+            idempotent: true,
+            precondition: Some(check),
+        };
+        let audited = e.audit.read_all().len();
+        let o = c
+            .mutate(req(Precondition::new(|before| {
+                Err(format!("evidence: name is {}", before["name"]))
+            })))
+            .await;
+        let MutationStatus::Unneeded(evidence) = &o.status else {
+            panic!("{:?}", o.status)
+        };
+        assert!(evidence.starts_with("evidence: name is"), "{evidence}");
+        assert!(o.before.is_some() && o.audit_id.is_none() && o.action.is_none());
+        assert_eq!(e.audit.read_all().len(), audited, "no audit line");
+        let reqs = e.sb.requests();
+        assert_eq!(reqs.len(), 1, "only the before read: {reqs:?}");
+        assert_eq!(
+            (reqs[0].method.as_str(), reqs[0].path.as_str()),
+            ("GET", format!("/api/v1/schedules/{id}").as_str())
+        );
+        // A passing precondition lets the same request through (sent, or audited as planned in a dry run).
+        let o = c.mutate(req(Precondition::new(|_| Ok(())))).await;
+        if dry_run {
+            assert!(matches!(o.status, MutationStatus::DryRun), "{:?}", o.status);
+        } else {
+            assert!(
+                matches!(o.status, MutationStatus::Done(_)),
+                "{:?}",
+                o.status
+            );
+            assert_eq!(e.sb.entity("schedules", &id).unwrap()["isActive"], false);
+        }
+        assert_eq!(e.audit.read_all().len(), audited + 1);
+        c.finish().await;
+    }
+}
+
+#[tokio::test]
 async fn dry_run_mutation_sends_nothing_but_audits_the_plan() {
     let e = env(false).await;
     let c = client(&e, true, fast_limits(), 5000);
@@ -414,6 +470,7 @@ async fn dry_run_mutation_sends_nothing_but_audits_the_plan() {
             before_path: format!("/api/v1/schedules/{id}"),
             route_slug: "patch-schedules".into(),
             idempotent: true,
+            precondition: None,
         })
         .await;
     assert!(matches!(o.status, MutationStatus::DryRun));

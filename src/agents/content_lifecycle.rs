@@ -33,7 +33,9 @@ use super::content_table::{
 use super::{AgentContext, AgentOutcome, InlineAlert, InlineKind, WriteMode, resolved};
 use crate::model::{Incident, IncidentStatus, Severity, incident_id, parse_ts, ts};
 use crate::state::audit::VerificationLine;
-use crate::vizora::{ApiError, ListResult, MutationRequest, MutationStatus, VizoraApi};
+use crate::vizora::{
+    ApiError, ListResult, MutationRequest, MutationStatus, Precondition, VizoraApi,
+};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::StreamExt;
 use reqwest::Method;
@@ -772,8 +774,12 @@ enum Archive {
     Drift(String),
     /// Other failure: transient, retried next run.
     Failed(String),
-    /// Not sent (pre-read failure, drift earlier, deadline).
+    /// Not sent (drift earlier, deadline).
     NotSent(String),
+    /// Not sent: the fresh `before` read failed (not 404); the finding is without evidence.
+    PreReadFailed(String),
+    /// Not sent: the fresh `before` read failed the confirmation; the evidence why.
+    Unneeded(String),
     /// Dry run: audit line written, nothing sent.
     DryRun,
 }
@@ -1166,8 +1172,15 @@ impl<'a> Run<'a> {
     // Archive and repoint helpers
     // -------------------------------------------------------------------------------------------------------
 
-    /// `POST /api/v1/content/:id/archive` `{}` through the mutation helper, then verification by re-reading.
-    async fn archive(&mut self, id: &str, action: String) -> Archive {
+    /// `POST /api/v1/content/:id/archive` `{}` through the mutation helper, then verification by re-reading. The
+    /// helper's fresh `before` read is also the confirmation when `confirm` is given (one read, 6.2.4): failing it →
+    /// [`Archive::Unneeded`] with the evidence, nothing written.
+    async fn archive(
+        &mut self,
+        id: &str,
+        action: String,
+        confirm: Option<Precondition>,
+    ) -> Archive {
         if let Some(d) = self.drift.get(SLUG_ARCHIVE) {
             return Archive::NotSent(format!(
                 "not archived: the archive route drifted earlier in this run ({d})"
@@ -1189,6 +1202,7 @@ impl<'a> Run<'a> {
                 before_path: format!("{CONTENT_LIST}/{id}"),
                 route_slug: SLUG_ARCHIVE.into(),
                 idempotent: true,
+                precondition: confirm,
             })
             .await;
         let verify = match &out.status {
@@ -1198,8 +1212,9 @@ impl<'a> Run<'a> {
             }
             MutationStatus::PreReadFailed(e) => {
                 self.check_fatal(e);
-                return Archive::NotSent(format!("pre-write read failed: {e}"));
+                return Archive::PreReadFailed(format!("pre-write read failed: {e}"));
             }
+            MutationStatus::Unneeded(evidence) => return Archive::Unneeded(evidence.clone()),
             MutationStatus::SkippedDrift => {
                 return Archive::NotSent(
                     "not archived: the archive route drifted earlier in this run".into(),
@@ -1286,6 +1301,16 @@ impl<'a> Run<'a> {
                 "playlist {pid} no longer contains the item"
             )));
         };
+        // The body replaces the whole item list, so it must be built from the list the write replaces: the helper's
+        // fresh `before` read must still carry the same items, else nothing is written (retried next run).
+        let read_items = pl.get("items").cloned();
+        let unchanged = Precondition::new(move |before: &Value| {
+            if before.get("items").cloned() == read_items {
+                Ok(())
+            } else {
+                Err("the playlist's items changed since it was read; not repointed this run".into())
+            }
+        });
         let out = self
             .api
             .mutate(MutationRequest {
@@ -1301,10 +1326,12 @@ impl<'a> Run<'a> {
                 before_path: ppath.clone(),
                 route_slug: SLUG_PATCH_PLAYLISTS.into(),
                 idempotent: true,
+                precondition: Some(unchanged),
             })
             .await;
         match &out.status {
             MutationStatus::DryRun => Ok(Repoint::DryRun),
+            MutationStatus::Unneeded(evidence) => Err(evidence.clone()),
             MutationStatus::Gone => Ok(Repoint::Skipped(format!("playlist {pid} gone"))),
             MutationStatus::PreReadFailed(e) => {
                 self.check_fatal(e);
@@ -1519,7 +1546,7 @@ impl<'a> Run<'a> {
         }
         // Step 4–5: archive and verify.
         let res = self
-            .archive(&f.id, format!("Archive expired content \"{name}\""))
+            .archive(&f.id, format!("Archive expired content \"{name}\""), None)
             .await;
         let repl_text = match &deliverable_repl {
             Some((r, rname)) if self.ctx.dry_run => {
@@ -1576,7 +1603,7 @@ impl<'a> Run<'a> {
                 self.note_incident(&inc, "expired");
                 self.out.raise(inc);
             }
-            Archive::NotSent(e) => {
+            Archive::NotSent(e) | Archive::PreReadFailed(e) | Archive::Unneeded(e) => {
                 inc.error = Some(e);
                 inc.remediation = format!("Not archived this run; retried next run{repl_text}");
                 self.note_incident(&inc, "expired");
@@ -1674,9 +1701,18 @@ impl<'a> Run<'a> {
                 self.out.raise(inc);
                 continue;
             }
-            match self.confirm_candidate(&c).await {
-                Confirm::Ok => {}
-                Confirm::Evidence(ev) => {
+            let listed_updated_at = c.updated_at.clone();
+            let res = self
+                .archive(
+                    &c.id,
+                    format!("Archive orphaned content \"{}\"", c.name),
+                    Some(Precondition::new(move |before| {
+                        confirm_orphan(before, &listed_updated_at)
+                    })),
+                )
+                .await;
+            match res {
+                Archive::Unneeded(ev) => {
                     self.evidence(&iid, &ev);
                     self.ctx.info(format!(
                         "orphan candidate \"{}\" ({}) skipped: {ev}",
@@ -1686,22 +1722,15 @@ impl<'a> Run<'a> {
                         "orphan candidate \"{}\" ({}): skipped — {ev}",
                         c.name, c.id
                     ));
-                    continue;
                 }
-                Confirm::ReadFailed(e) => {
+                Archive::PreReadFailed(e) => {
                     read_failed += 1;
                     self.ctx.warn(format!(
                         "orphan candidate \"{}\" ({}): confirm read failed ({e}); not examined",
                         c.name, c.id
                     ));
                     self.unexamined(T_ORPHANED, &c.id);
-                    continue;
                 }
-            }
-            let res = self
-                .archive(&c.id, format!("Archive orphaned content \"{}\"", c.name))
-                .await;
-            match res {
                 Archive::Verified(detail) => {
                     self.attempted(&mut inc);
                     inc.remediation = format!("Archived (verified: {detail})");
@@ -1750,20 +1779,6 @@ impl<'a> Run<'a> {
                 "orphan candidates skipped without evidence: {read_failed} read failed, {} deferred",
                 late + deferred.len()
             ));
-        }
-    }
-
-    async fn confirm_candidate(&mut self, c: &Candidate) -> Confirm {
-        match self.api.get(&format!("{CONTENT_LIST}/{}", c.id)).await {
-            Ok(before) => match confirm_orphan(&before, &c.updated_at) {
-                Ok(()) => Confirm::Ok,
-                Err(ev) => Confirm::Evidence(ev),
-            },
-            Err(ApiError::NotFound { .. }) => Confirm::Evidence("content gone (404)".into()),
-            Err(e) => {
-                self.check_fatal(&e);
-                Confirm::ReadFailed(e.to_string())
-            }
         }
     }
 
@@ -1922,23 +1937,7 @@ impl<'a> Run<'a> {
                 break;
             }
             let c = c.materialize(&self.table);
-            match self.confirm_candidate(&c).await {
-                Confirm::Ok => {}
-                Confirm::Evidence(ev) => {
-                    self.ctx.info(format!(
-                        "storage candidate \"{}\" ({}) skipped: {ev}",
-                        c.name, c.id
-                    ));
-                    continue;
-                }
-                Confirm::ReadFailed(e) => {
-                    self.ctx.warn(format!(
-                        "storage candidate {}: confirm read failed ({e})",
-                        c.id
-                    ));
-                    continue;
-                }
-            }
+            let listed_updated_at = c.updated_at.clone();
             match self
                 .archive(
                     &c.id,
@@ -1946,9 +1945,24 @@ impl<'a> Run<'a> {
                         "Archive unreferenced content \"{}\" (storage critical)",
                         c.name
                     ),
+                    Some(Precondition::new(move |before| {
+                        confirm_orphan(before, &listed_updated_at)
+                    })),
                 )
                 .await
             {
+                Archive::Unneeded(ev) => {
+                    self.ctx.info(format!(
+                        "storage candidate \"{}\" ({}) skipped: {ev}",
+                        c.name, c.id
+                    ));
+                }
+                Archive::PreReadFailed(e) => {
+                    self.ctx.warn(format!(
+                        "storage candidate {}: confirm read failed ({e})",
+                        c.id
+                    ));
+                }
                 Archive::Verified(_) => {
                     archived_n += 1;
                     freed += c.file_size;
@@ -2423,12 +2437,6 @@ impl<'a> Run<'a> {
             .await;
         self.out.alert_stamps.extend(stamps);
     }
-}
-
-enum Confirm {
-    Ok,
-    Evidence(String),
-    ReadFailed(String),
 }
 
 fn round1(x: f64) -> f64 {

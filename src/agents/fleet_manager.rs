@@ -1208,6 +1208,7 @@ impl FleetRun<'_> {
                 before_path: format!("{DISPLAYS_PATH}/{}", d.id),
                 route_slug: SLUG_PATCH_DISPLAYS.into(),
                 idempotent: true,
+                precondition: None,
             })
             .await;
         let err_id = id_for(DISPLAY_ERROR, &d.id);
@@ -1302,6 +1303,7 @@ impl FleetRun<'_> {
                 before_path: format!("{DISPLAYS_PATH}/{}", d.id),
                 route_slug: SLUG_FLEET.into(),
                 idempotent: false,
+                precondition: None,
             })
             .await;
         if matches!(
@@ -1739,6 +1741,12 @@ fn handle_mutation(
         }
         MutationStatus::SkippedDrift => {
             let e = "route drifted earlier in this run; not called".to_string();
+            inc.error = Some(e.clone());
+            Handled::Failed(e)
+        }
+        // fleet-manager sends its writes without a precondition; kept total for the type.
+        MutationStatus::Unneeded(why) => {
+            let e = format!("not sent: {why}");
             inc.error = Some(e.clone());
             Handled::Failed(e)
         }

@@ -21,7 +21,9 @@ use super::entities::{Display, DisplayGroup, PlaylistSummary, Records, Schedule}
 use super::{AgentContext, AgentOutcome, InlineAlert, InlineKind, WriteMode, resolved};
 use crate::model::{AgentName, Incident, Severity, incident_id, ts};
 use crate::state::audit::VerificationLine;
-use crate::vizora::{ApiError, ListResult, MutationRequest, MutationStatus, VizoraApi};
+use crate::vizora::{
+    ApiError, ListResult, MutationRequest, MutationStatus, Precondition, VizoraApi,
+};
 use detect::{ActiveFault, Coverage, EntitySets, Fallback};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -173,8 +175,10 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Sends one audited PATCH (fresh `before` read by the helper) and verifies it with `verified(re-read)`.
-    /// `inc` gets attempts, errors and the remediation text. `slug` is the route slug for drift.
+    /// Sends one audited PATCH and verifies it with `verified(re-read)`. The helper's fresh `before` read is also the
+    /// confirmation: `precondition` fails on it → nothing written, [`Fix::AlreadyDone`] with the evidence; 404 →
+    /// `the <target> no longer exists; nothing to write`. `inc` gets attempts, errors and the remediation text.
+    /// `slug` is the route slug for drift.
     #[allow(clippy::too_many_arguments)]
     async fn patch(
         &mut self,
@@ -185,6 +189,7 @@ impl<'a> Run<'a> {
         path: &str,
         body: Value,
         slug: &'static str,
+        precondition: Precondition,
         verified: impl Fn(&Value) -> bool,
         verify_detail: &str,
     ) -> Fix {
@@ -200,12 +205,16 @@ impl<'a> Run<'a> {
                 before_path: path.to_string(),
                 route_slug: slug.to_string(),
                 idempotent: true,
+                precondition: Some(precondition),
             })
             .await;
         let now = self.ctx.now();
         match out.status {
             MutationStatus::DryRun => Fix::Planned,
-            MutationStatus::Gone => Fix::AlreadyDone(format!("{target} no longer exists")),
+            MutationStatus::Gone => {
+                Fix::AlreadyDone(format!("the {target} no longer exists; nothing to write"))
+            }
+            MutationStatus::Unneeded(evidence) => Fix::AlreadyDone(evidence),
             MutationStatus::SkippedDrift => {
                 inc.error = Some(format!(
                     "PATCH {path} not sent: the route drifted earlier in this run"
@@ -312,25 +321,6 @@ impl<'a> Run<'a> {
             ));
             return (inc, Fix::NotDone);
         }
-        match self.api.get(&path).await {
-            Err(ApiError::NotFound { .. }) => {
-                return self.already(inc, "the schedule no longer exists; nothing to write");
-            }
-            Err(e) => {
-                if e.is_fatal() {
-                    self.abort(&e);
-                }
-                inc.error = Some(format!("pre-write read failed: {e}"));
-                return (inc, Fix::NotDone);
-            }
-            Ok(v) if v.get("isActive").and_then(Value::as_bool) == Some(false) => {
-                return self.already(
-                    inc,
-                    "a fresh read shows the schedule already inactive; nothing to write",
-                );
-            }
-            Ok(_) => {}
-        }
         let human = match fault {
             ActiveFault::PastEnd { .. } => "past-end",
             ActiveFault::DeletedPlaylist { .. } => "deleted-playlist",
@@ -345,6 +335,16 @@ impl<'a> Run<'a> {
                 &path,
                 json!({"isActive": false}),
                 PATCH_SCHEDULES,
+                Precondition::new(|v| {
+                    if v.get("isActive").and_then(Value::as_bool) == Some(false) {
+                        Err(
+                            "a fresh read shows the schedule already inactive; nothing to write"
+                                .into(),
+                        )
+                    } else {
+                        Ok(())
+                    }
+                }),
                 |v| v.get("isActive").and_then(Value::as_bool) == Some(false),
                 "isActive=false",
             )
@@ -417,31 +417,6 @@ impl<'a> Run<'a> {
             ));
             return Fix::NotDone;
         }
-        match self.api.get(&path).await {
-            Err(ApiError::NotFound { .. }) => {
-                inc.remediation = "the display no longer exists; nothing to write".into();
-                return Fix::AlreadyDone(inc.remediation.clone());
-            }
-            Err(e) => {
-                if e.is_fatal() {
-                    self.abort(&e);
-                }
-                inc.error = Some(format!("pre-write read failed: {e}"));
-                return Fix::NotDone;
-            }
-            Ok(v) => {
-                if let Some(p) = s(&v, "currentPlaylistId").filter(|p| !p.trim().is_empty()) {
-                    inc.remediation = format!(
-                        "a fresh read shows playlist {p} already assigned; nothing to write"
-                    );
-                    return Fix::AlreadyDone(inc.remediation.clone());
-                }
-                if !common::is_enabled_value(&v) {
-                    inc.remediation = "the display is disabled now; nothing to write".into();
-                    return Fix::AlreadyDone(inc.remediation.clone());
-                }
-            }
-        }
         let fb = fb_id.to_string();
         let fix = self
             .patch(
@@ -455,6 +430,17 @@ impl<'a> Run<'a> {
                 &path,
                 json!({"currentPlaylistId": fb_id}),
                 PATCH_DISPLAYS,
+                Precondition::new(|v| {
+                    if let Some(p) = s(v, "currentPlaylistId").filter(|p| !p.trim().is_empty()) {
+                        return Err(format!(
+                            "a fresh read shows playlist {p} already assigned; nothing to write"
+                        ));
+                    }
+                    if !common::is_enabled_value(v) {
+                        return Err("the display is disabled now; nothing to write".into());
+                    }
+                    Ok(())
+                }),
                 move |v| s(v, "currentPlaylistId") == Some(fb.as_str()),
                 &format!("currentPlaylistId={fb_id}"),
             )

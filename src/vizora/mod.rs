@@ -203,6 +203,38 @@ pub struct MutationRequest {
     pub route_slug: String,
     /// Retried on 5xx/timeouts (false for `POST /fleet/commands`; agents.md 5.6).
     pub idempotent: bool,
+    /// A check of the fresh `before` read that must pass for the write to be sent (the agent's confirm step, e.g.
+    /// "still active and unreferenced", 6.2.4); `None` = always send. One read serves as both the confirmation and
+    /// the audited `before`.
+    pub precondition: Option<Precondition>,
+}
+
+/// A confirmation of a mutation's fresh `before` read: `Ok(())` to send the write, `Err(evidence)` to skip it (the
+/// evidence says why the finding no longer holds, e.g. `no longer active (status=archived)`).
+#[derive(Clone)]
+pub struct Precondition(Arc<PreconditionFn>);
+
+/// The check behind a [`Precondition`]: the `before` read → `Ok(())` or the evidence.
+pub type PreconditionFn = dyn Fn(&Value) -> Result<(), String> + Send + Sync;
+
+impl Precondition {
+    /// Wraps a check of the `before` read.
+    pub fn new(
+        check: impl Fn(&Value) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Precondition {
+        Precondition(Arc::new(check))
+    }
+
+    /// Runs the check on `before`.
+    pub fn check(&self, before: &Value) -> Result<(), String> {
+        (self.0)(before)
+    }
+}
+
+impl std::fmt::Debug for Precondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Precondition(..)")
+    }
 }
 
 /// Outcome of a mutation.
@@ -216,6 +248,8 @@ pub enum MutationStatus {
     Gone,
     /// The `before` read failed otherwise: nothing written, finding stays open (`pre-write read failed: …`).
     PreReadFailed(ApiError),
+    /// The `before` read failed the request's [`Precondition`]: nothing written, no audit line; the evidence why.
+    Unneeded(String),
     /// The route drifted earlier in this run: not called.
     SkippedDrift,
     /// Sent and failed.
@@ -1099,6 +1133,16 @@ impl VizoraApi for Client {
             Err(ApiError::NotFound { .. }) => return none(MutationStatus::Gone),
             Err(e) => return none(MutationStatus::PreReadFailed(e)),
         };
+        if let Some(p) = &req.precondition
+            && let Err(evidence) = p.check(&before)
+        {
+            return MutationOutcome {
+                status: MutationStatus::Unneeded(evidence),
+                before: Some(before),
+                audit_id: None,
+                action: None,
+            };
+        }
         let body_keys: Vec<&str> = req
             .body
             .as_object()
