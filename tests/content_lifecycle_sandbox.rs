@@ -51,6 +51,17 @@ fn p(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
+impl Expected {
+    /// An expired item with a deliverable replacement and at least one playlist to repoint: (id, playlist ids).
+    fn expired_with_repoint(&self) -> (&String, &Vec<String>) {
+        self.expired
+            .iter()
+            .find(|(_, (r, p))| r.is_some() && !p.is_empty())
+            .map(|(cid, (_, playlists))| (cid, playlists))
+            .expect("the demo tenant has an expired item with a replacement on a playlist")
+    }
+}
+
 fn expected() -> Expected {
     let fx: Value = serde_json::from_str(DEMO_FIXTURE).unwrap();
     let now = p(fx["capturedAt"].as_str().unwrap());
@@ -1326,11 +1337,7 @@ async fn an_incident_resolves_with_evidence_when_its_content_is_no_longer_active
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_repoint_leaves_the_expired_item_unarchived_and_open() {
     let e = expected();
-    let (cid, (_, playlists)) = e
-        .expired
-        .iter()
-        .find(|(_, (r, p))| r.is_some() && !p.is_empty())
-        .unwrap();
+    let (cid, playlists) = e.expired_with_repoint();
     let env = env(&[]).await;
     env.sb.add_fault(FaultSpec {
         body: Some(json!({"statusCode": 400, "message": ["items.0.contentId must be a string"], "error": "Bad Request"})),
@@ -1369,11 +1376,7 @@ async fn a_playlist_changed_between_its_read_and_the_write_is_not_repointed() {
     // The repoint's PATCH replaces the whole item list, so it is built from a read and sent only if the audited
     // `before` read still shows the same items. Here the first read answers an older version (one more item).
     let e = expected();
-    let (cid, (_, playlists)) = e
-        .expired
-        .iter()
-        .find(|(_, (r, p))| r.is_some() && !p.is_empty())
-        .unwrap();
+    let (cid, playlists) = e.expired_with_repoint();
     let pid = &playlists[0];
     let env = env(&[]).await;
     let fx: Value = serde_json::from_str(DEMO_FIXTURE).unwrap();

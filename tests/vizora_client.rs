@@ -47,6 +47,17 @@ fn fast_limits() -> Limits {
 }
 
 fn client(e: &Env, dry_run: bool, limits: Limits, timeout_ms: u64) -> Client {
+    client_with(e, dry_run, limits, timeout_ms, 100_000)
+}
+
+/// [`client`] with its own `OPS_MAX_LIST_ITEMS`.
+fn client_with(
+    e: &Env,
+    dry_run: bool,
+    limits: Limits,
+    timeout_ms: u64,
+    max_list_items: usize,
+) -> Client {
     Client::new(
         ClientOptions {
             base_url: e.sb.api_url.clone(),
@@ -58,7 +69,7 @@ fn client(e: &Env, dry_run: bool, limits: Limits, timeout_ms: u64) -> Client {
             request_timeout: Duration::from_millis(timeout_ms),
             notify_timeout: Duration::from_secs(2),
             retries: 3,
-            max_list_items: 100_000,
+            max_list_items,
             dry_run,
             deadline: Instant::now() + Duration::from_secs(60),
         },
@@ -148,25 +159,7 @@ async fn walk_into_hands_every_unique_item_to_the_sink_and_keeps_none() {
     assert_eq!(sink.ids, ids, "same items, same order as walk()");
 
     // The list cap stops the walk at exactly OPS_MAX_LIST_ITEMS items, incomplete.
-    let capped_client = Client::new(
-        ClientOptions {
-            base_url: e.sb.api_url.clone(),
-            email: Some("ops@example.test".into()),
-            password: Some("ops-demo-password".into()),
-            agent: "content-lifecycle".into(),
-            run_id: "test-run".into(),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(5),
-            notify_timeout: Duration::from_secs(2),
-            retries: 3,
-            max_list_items: 150,
-            dry_run: false,
-            deadline: Instant::now() + Duration::from_secs(60),
-        },
-        Arc::new(RateBudget::memory(fast_limits())),
-        e.audit.clone(),
-    )
-    .unwrap();
+    let capped_client = client_with(&e, false, fast_limits(), 5000, 150);
     let mut sink = IdSink::default();
     let capped = capped_client
         .walk_into("/api/v1/content", &mut sink)
@@ -398,6 +391,22 @@ async fn archive_404_not_found_differs_from_a_missing_route_which_is_drift() {
     assert_eq!(e.sb.entity("content", &id).unwrap()["status"], "archived");
 }
 
+/// The audited `PATCH /schedules/:id {"isActive":false}` of schedule `id`.
+fn deactivate(id: &str, precondition: Option<Precondition>) -> MutationRequest {
+    MutationRequest {
+        action: "Deactivate schedule".into(),
+        target: "schedule".into(),
+        target_id: id.to_string(),
+        method: Method::PATCH,
+        path: format!("/api/v1/schedules/{id}"),
+        body: json!({"isActive": false}),
+        before_path: format!("/api/v1/schedules/{id}"),
+        route_slug: "patch-schedules".into(),
+        idempotent: true,
+        precondition,
+    }
+}
+
 #[tokio::test]
 async fn a_failed_precondition_on_the_before_read_sends_and_audits_nothing() {
     let e = env(false).await;
@@ -406,18 +415,7 @@ async fn a_failed_precondition_on_the_before_read_sends_and_audits_nothing() {
         let sched = c.walk("/api/v1/schedules").await.unwrap();
         let id = sched.items[0]["id"].as_str().unwrap().to_string();
         e.sb.clear_requests();
-        let req = |check: Precondition| MutationRequest {
-            action: "Deactivate schedule".into(),
-            target: "schedule".into(),
-            target_id: id.clone(),
-            method: Method::PATCH,
-            path: format!("/api/v1/schedules/{id}"),
-            body: json!({"isActive": false}),
-            before_path: format!("/api/v1/schedules/{id}"),
-            route_slug: "patch-schedules".into(),
-            idempotent: true,
-            precondition: Some(check),
-        };
+        let req = |check: Precondition| deactivate(&id, Some(check));
         let audited = e.audit.read_all().len();
         let o = c
             .mutate(req(Precondition::new(|before| {
@@ -459,20 +457,7 @@ async fn dry_run_mutation_sends_nothing_but_audits_the_plan() {
     let c = client(&e, true, fast_limits(), 5000);
     let sched = c.walk("/api/v1/schedules").await.unwrap();
     let id = sched.items[0]["id"].as_str().unwrap().to_string();
-    let o = c
-        .mutate(MutationRequest {
-            action: "Deactivate schedule".into(),
-            target: "schedule".into(),
-            target_id: id.clone(),
-            method: Method::PATCH,
-            path: format!("/api/v1/schedules/{id}"),
-            body: json!({"isActive": false}),
-            before_path: format!("/api/v1/schedules/{id}"),
-            route_slug: "patch-schedules".into(),
-            idempotent: true,
-            precondition: None,
-        })
-        .await;
+    let o = c.mutate(deactivate(&id, None)).await;
     assert!(matches!(o.status, MutationStatus::DryRun));
     c.finish().await;
     let writes: Vec<_> =

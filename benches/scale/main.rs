@@ -735,6 +735,20 @@ fn print_findings(rows: &[(&str, usize, String)]) {
     }
 }
 
+/// The logout at the end of a walk phase as one step.
+async fn logout_step(client: &Client) -> Step {
+    let (r0, c0, t0) = (client.stats().requests, cpu_s(), Instant::now());
+    client.finish().await;
+    Step {
+        name: "logout".into(),
+        wall_s: t0.elapsed().as_secs_f64(),
+        cpu_s: cpu_s() - c0,
+        requests: client.stats().requests - r0,
+        items: 0,
+        note: String::new(),
+    }
+}
+
 /// A single GET through the client as one step.
 async fn get_step(c: &Client, name: &str, path: &str) -> anyhow::Result<(Value, Step)> {
     let (r0, c0, t0) = (c.stats().requests, cpu_s(), Instant::now());

@@ -53,16 +53,7 @@ pub(super) fn schedule_doctor(
                 list("groups", &obs.groups.walk),
             ),
         });
-        let (r0, c0, t0) = (client.stats().requests, cpu_s(), Instant::now());
-        client.finish().await;
-        steps.push(Step {
-            name: "logout".into(),
-            wall_s: t0.elapsed().as_secs_f64(),
-            cpu_s: cpu_s() - c0,
-            requests: client.stats().requests - r0,
-            items: 0,
-            note: String::new(),
-        });
+        steps.push(logout_step(&client).await);
         anyhow::Ok((obs, steps))
     })?;
     let walk_wall = t_walk.elapsed().as_secs_f64();

@@ -585,52 +585,8 @@ enum Shape {
     NotObject,
 }
 
-struct NotObject;
-
-impl<'de> Visitor<'de> for NotObject {
-    type Value = Shape;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_unit<E>(self) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_none<E>(self) -> Result<Shape, E> {
-        Ok(Shape::NotObject)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Shape::NotObject)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Shape::NotObject)
-    }
-}
-
-/// The top level: `version` (kept as a value) and `items` (streamed into the cache).
-struct TopSeed<'c> {
-    cache: &'c mut DetailCache,
-    dropped: &'c mut usize,
-    version: &'c mut Option<Value>,
-    items: &'c mut Option<Shape>,
-}
-
+/// The visitor methods of every value that is not an object: each answers [`Shape::NotObject`] (arrays are
+/// skipped element by element).
 macro_rules! forward_not_object {
     () => {
         fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
@@ -654,10 +610,19 @@ macro_rules! forward_not_object {
         fn visit_none<E>(self) -> Result<Shape, E> {
             Ok(Shape::NotObject)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Shape, A::Error> {
-            NotObject.visit_seq(seq)
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Shape::NotObject)
         }
     };
+}
+
+/// The top level: `version` (kept as a value) and `items` (streamed into the cache).
+struct TopSeed<'c> {
+    cache: &'c mut DetailCache,
+    dropped: &'c mut usize,
+    version: &'c mut Option<Value>,
+    items: &'c mut Option<Shape>,
 }
 
 impl<'de> DeserializeSeed<'de> for TopSeed<'_> {

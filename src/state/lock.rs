@@ -204,39 +204,7 @@ pub fn lock_path_for(file: &Path) -> PathBuf {
 /// Atomic write (agents.md 4.5): `<file>.tmp-<pid>`, fsync, rename over the file, fsync the directory. On failure the
 /// old file stays and the temp file is removed. `mode` sets the permission bits of a new file (e.g. 0o600).
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut tmp = path.as_os_str().to_owned();
-    let n = TEMP_COUNTER.fetch_add(1, Ordering::SeqCst);
-    if n == 0 {
-        tmp.push(format!(".tmp-{}", std::process::id()));
-    } else {
-        tmp.push(format!(".tmp-{}-{n}", std::process::id()));
-    }
-    let tmp = PathBuf::from(tmp);
-    let res = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res
+    atomic_write_with(path, mode, &mut |w| w.write_all(bytes))
 }
 
 /// Atomic write like [`atomic_write`], with the content streamed by `write` into the temp file through a 64 KiB
