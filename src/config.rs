@@ -14,11 +14,24 @@ use std::time::Duration;
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
-/// The merged key/value sources, with provenance for `config check`.
+/// The merged key/value sources, with provenance for `config check`; it remembers which variables the configuration
+/// read, so that `config check` can name set variables nobody reads (typos such as `OPS_EMIAL`).
 #[derive(Debug, Clone, Default)]
 pub struct Source {
     vals: HashMap<String, (String, &'static str)>,
+    read: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
+
+/// Prefixes of the variables this program owns (agents.md 8); a set variable with one of them that the configuration
+/// never reads is reported by [`Source::unread`].
+pub const OWN_PREFIXES: [&str; 6] = [
+    "OPS_",
+    "VALIDATOR_",
+    "SMTP_",
+    "MINIO_",
+    "BACKUP_",
+    "HEALTHCHECKS_",
+];
 
 impl Source {
     /// Builds the source from explicit maps (highest precedence first): process env, `.env`, file.
@@ -37,7 +50,10 @@ impl Source {
         for (k, v) in env {
             vals.insert(k, (v, "env"));
         }
-        Source { vals }
+        Source {
+            vals,
+            read: Default::default(),
+        }
     }
 
     /// A source from the given pairs only (tests, the demo).
@@ -49,12 +65,35 @@ impl Source {
                 .into_iter()
                 .map(|(k, v)| (k.into(), (v.into(), "env")))
                 .collect(),
+            read: Default::default(),
         }
     }
 
-    /// The raw value of a variable, if set (even empty).
+    /// The raw value of a variable, if set (even empty). Marks the variable as read.
     pub fn raw(&self, key: &str) -> Option<&str> {
+        if let Ok(mut r) = self.read.lock() {
+            r.insert(key.to_string());
+        }
+        self.peek(key)
+    }
+
+    /// The raw value without marking it read (listing and redaction).
+    fn peek(&self, key: &str) -> Option<&str> {
         self.vals.get(key).map(|(v, _)| v.as_str())
+    }
+
+    /// Set variables with one of [`OWN_PREFIXES`] that the configuration never read, sorted, with where each came from
+    /// (`env`, `.env`, `file`): most likely misspelt.
+    pub fn unread(&self) -> Vec<(String, &'static str)> {
+        let read = self.read.lock().map(|r| r.clone()).unwrap_or_default();
+        let mut out: Vec<(String, &'static str)> = self
+            .vals
+            .iter()
+            .filter(|(k, _)| OWN_PREFIXES.iter().any(|p| k.starts_with(p)) && !read.contains(*k))
+            .map(|(k, (_, from))| (k.clone(), *from))
+            .collect();
+        out.sort();
+        out
     }
 
     /// The value if set and non-empty after trimming.
@@ -508,7 +547,9 @@ impl Config {
             Some(p) => parse_toml_file(&p)?,
             None => HashMap::new(),
         };
-        Config::from_source(Source::layered(env, dotenv, file), &root)
+        let src = Source::layered(env, dotenv, file);
+        src.raw("OPS_CONFIG_FILE"); // read above, before the source existed
+        Config::from_source(src, &root)
     }
 
     /// Builds and validates a configuration from a source; `default_root` is used when `OPS_ROOT_DIR` is unset.
@@ -1091,9 +1132,9 @@ impl Config {
     pub fn register_secrets(&self) {
         for k in self.source.keys() {
             if is_secret_var(k)
-                && let Some(v) = self.source.get(k)
+                && let Some(v) = self.source.peek(k).map(str::trim).filter(|v| !v.is_empty())
             {
-                crate::redact::register_secret(&v);
+                crate::redact::register_secret(v);
             }
         }
         if let Some(p) = &self.api.password {
@@ -1224,7 +1265,7 @@ impl Config {
             {
                 continue;
             }
-            let v = self.source.raw(k).unwrap_or("");
+            let v = self.source.peek(k).unwrap_or("");
             let shown = if is_secret_var(k) {
                 "***".to_string()
             } else {
@@ -1245,6 +1286,58 @@ mod tests {
             Source::from_pairs(pairs.iter().copied()),
             Path::new("/tmp/ops-root"),
         )
+    }
+
+    #[test]
+    fn every_documented_variable_is_read_so_only_unknown_ones_are_reported() {
+        // The variable names of agents.md section 8 (the copy in design/), per-agent patterns expanded.
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/design/agents.md"))
+            .unwrap();
+        let sec = &doc[doc.find("\n## 8").unwrap()..];
+        let sec = &sec[..sec[1..].find("\n## ").map_or(sec.len(), |i| i + 1)];
+        let re =
+            regex::Regex::new(r"`((?:OPS|VALIDATOR|SMTP|MINIO|BACKUP|HEALTHCHECKS)_[A-Z0-9_<>]+)`")
+                .unwrap();
+        let mut names = Vec::new();
+        for c in re.captures_iter(sec) {
+            let n = &c[1];
+            if n.contains("<AGENT>") {
+                for a in AgentName::ALL {
+                    let up = a.as_str().to_ascii_uppercase().replace('-', "_");
+                    names.push(n.replace("<AGENT>", &up));
+                }
+            } else {
+                names.push(n.to_string());
+            }
+        }
+        assert!(names.len() > 100, "{} names found", names.len());
+        // OPS_CONFIG_FILE is read by `Config::load` before the source exists; MINIO_PORT/MINIO_USE_SSL only with an
+        // endpoint to build.
+        names.retain(|n| n != "OPS_CONFIG_FILE");
+        let src = Source::from_pairs([("MINIO_ENDPOINT", "minio.internal")]);
+        Config::from_source(src.clone(), Path::new("/tmp/ops-root")).unwrap();
+        let read = src.read.lock().unwrap().clone();
+        let unread: Vec<&String> = names.iter().filter(|n| !read.contains(*n)).collect();
+        assert!(unread.is_empty(), "documented but never read: {unread:?}");
+
+        // A misspelt variable is reported with where it came from; documented ones are not.
+        let src = Source::layered(
+            HashMap::from([("OPS_EMIAL".to_string(), "a@b.c".to_string())]),
+            HashMap::new(),
+            HashMap::from([
+                ("ops_bogus_key".to_string(), "1".to_string()),
+                ("OPS_DRY_RUN".to_string(), "true".to_string()),
+                ("PATH".to_string(), "/bin".to_string()),
+            ]),
+        );
+        Config::from_source(src.clone(), Path::new("/tmp/ops-root")).unwrap();
+        assert_eq!(
+            src.unread(),
+            vec![
+                ("OPS_BOGUS_KEY".to_string(), "file"),
+                ("OPS_EMIAL".to_string(), "env")
+            ]
+        );
     }
 
     #[test]

@@ -129,6 +129,12 @@ async fn main() -> ExitCode {
                 Ok(c) => Arc::new(c),
                 Err(e) => return early_exit(e.to_string()),
             };
+            for (k, from) in cfg.source.unread() {
+                vizora_ops::logging::warn(
+                    "config",
+                    format!("{k} ({from}) is set but not used by this configuration (misspelt?)"),
+                );
+            }
             let report =
                 runner::run_agent(cfg, agent, RunOptions { dry_run }, Wiring::default()).await;
             if json {
@@ -207,6 +213,11 @@ async fn main() -> ExitCode {
                 println!(
                     "  warning: API credentials are not set (OPS_EMAIL/OPS_PASSWORD): content-lifecycle, fleet-manager \
                      and schedule-doctor will exit 2, ops-reporter will skip the dashboard push"
+                );
+            }
+            for (k, from) in cfg.source.unread() {
+                println!(
+                    "  warning: {k} ({from}) is set but not used by this configuration (misspelt? see design/agents.md §8)"
                 );
             }
             if cfg.alert.slack_webhook_url.is_none()

@@ -419,6 +419,24 @@ async fn config_check_rejects_process_names_that_could_never_enter_a_command() {
         );
         assert!(!stdout(&o).contains("configuration OK"), "{var}");
     }
+    // A misspelt variable is named as a warning (the check still passes: the environment may hold other tools' keys).
+    let o = run(
+        d.path(),
+        &[("OPS_EMIAL", "ops@example.test"), ("OPS_DRY_RUN", "true")],
+        &["config", "check"],
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("warning: OPS_EMIAL (env) is set but not used"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("OPS_DRY_RUN (env) is set but not used"),
+        "{out}"
+    );
     // Valid names (templated systemd units included) pass.
     let o = run(
         d.path(),
