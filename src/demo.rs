@@ -149,6 +149,11 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     println!(
         "  fault injected: the web service (vizora-web) is taken down before health-guardian runs"
     );
+    println!(
+        "  counts per agent: found = warning/critical incidents raised; fixed = verified remediations (one restart \
+         can fix two incidents; archiving an info finding counts); escalated = left for a human; resolved = closed \
+         by a later check; info = informational findings"
+    );
     println!();
 
     let order = [
@@ -239,15 +244,18 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     match sb.ops_status() {
         Some(v) => {
             let incidents = v["incidents"].as_array().cloned().unwrap_or_default();
-            let active = incidents
+            let active: Vec<&Value> = incidents
                 .iter()
                 .filter(|i| i["status"] == "open" || i["status"] == "escalated")
-                .count();
+                .collect();
+            let info = active.iter().filter(|i| i["severity"] == "info").count();
             println!(
-                "Dashboard: the sandbox API holds the pushed ops status (systemStatus {}, {} active incident(s), {} resolved kept for 24 h)",
+                "Dashboard: the sandbox API holds the pushed ops status (systemStatus {}, {} active incident(s): {} \
+                 warning/critical and {info} info; {} resolved kept for 24 h)",
                 v["systemStatus"].as_str().unwrap_or("?"),
-                active,
-                incidents.len() - active
+                active.len(),
+                active.len() - info,
+                incidents.len() - active.len()
             )
         }
         None => println!("Dashboard: no ops status was pushed to the sandbox"),

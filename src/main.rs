@@ -61,9 +61,6 @@ enum Cmd {
         /// Run every agent a second time and show that it changes nothing.
         #[arg(long)]
         second_pass: bool,
-        /// Keep the daemon and dashboard running (not available in this version).
-        #[arg(long)]
-        serve: bool,
         /// Also print the agents' log lines.
         #[arg(long)]
         verbose: bool,
@@ -174,12 +171,11 @@ async fn main() -> ExitCode {
         Cmd::Demo {
             dir,
             second_pass,
-            serve,
             verbose,
         } => {
-            if serve {
+            if cli.config.is_some() {
                 eprintln!(
-                    "note: --serve (daemon and dashboard) is not available in this version; running the demo once"
+                    "note: the demo ignores --config (and .env and every real credential): it runs against its own sandbox"
                 );
             }
             match vizora_ops::demo::run_demo(&dir, second_pass, verbose).await {

@@ -22,6 +22,11 @@ static QUERY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)([?&](?:password|token|secret|key|sig|signature|X-Amz-Signature|X-Amz-Credential)=)[^&\s#]*")
         .expect("regex")
 });
+/// `password=…`, `passwd: …`, `secret=…`, `token=…`, `api_key=…` in free text (a name or message quoting a credential).
+static TEXT_SECRET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key)\s*[=:]\s*)[^\s&#"',;]+"#)
+        .expect("regex")
+});
 static DISPLAY_RAW: [&str; 4] = [
     "jwtToken",
     "pairingCode",
@@ -52,8 +57,8 @@ pub fn is_secret_key(key: &str) -> bool {
     SECRET_KEY.is_match(key)
 }
 
-/// Redacts a free text: bearer tokens, JWT-shaped strings, URL userinfo passwords, secret query parameters and
-/// registered secret values.
+/// Redacts a free text: bearer tokens, JWT-shaped strings, URL userinfo passwords, secret query parameters,
+/// `password=…`-style pairs and registered secret values.
 pub fn redact_str(s: &str) -> String {
     let mut out = s.to_string();
     {
@@ -68,6 +73,7 @@ pub fn redact_str(s: &str) -> String {
     let out = JWT.replace_all(&out, "[REDACTED-JWT]");
     let out = USERINFO.replace_all(&out, "${1}${2}:***@");
     let out = QUERY_SECRET.replace_all(&out, "${1}***");
+    let out = TEXT_SECRET.replace_all(&out, "${1}***");
     out.into_owned()
 }
 

@@ -423,7 +423,7 @@ async fn dry_run_sends_no_write_and_lists_the_actions_the_real_run_then_makes() 
         dry.report
             .iter()
             .any(|l| l
-                .starts_with("would PATCH status error → offline for \"Sheffield Checkout 2\""))
+                .starts_with("would reset status error → offline for \"Sheffield Checkout 2\""))
     );
     let dry_lines: Vec<_> = e
         .audit()

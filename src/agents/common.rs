@@ -241,6 +241,9 @@ pub fn targets_display(
     if sch.display_id.as_deref() == Some(display_id) {
         return Some(true);
     }
+    if matches!(sch.malformed_ref, Some("displayId" | "displayGroupId")) {
+        return None;
+    }
     match sch.group_id.as_deref() {
         Some(g) => match groups.get(g) {
             Some(Some(members)) => Some(members.binary_search(&display_ix).is_ok()),

@@ -33,6 +33,7 @@ use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -968,7 +969,13 @@ impl CacheFile {
                 }
             }
         };
-        let file = match std::fs::File::open(&self.path) {
+        // O_NONBLOCK: opening a FIFO put in the cache's place must not block the run (it is refused below); it has
+        // no effect on a regular file.
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.path)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return out,
             Err(e) => {
@@ -979,10 +986,17 @@ impl CacheFile {
                 return out;
             }
         };
-        if file.metadata().is_ok_and(|m| m.is_dir()) {
+        if let Ok(m) = file.metadata()
+            && !m.is_file()
+        {
             out.errors.push(format!(
-                "cannot read content cache {}: it is a directory; continuing without it",
-                self.path.display()
+                "cannot read content cache {}: it is {}, not a regular file; continuing without it",
+                self.path.display(),
+                if m.is_dir() {
+                    "a directory"
+                } else {
+                    "a special file (FIFO, socket or device)"
+                }
             ));
             return out;
         }

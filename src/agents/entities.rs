@@ -300,6 +300,10 @@ pub struct Schedule {
     pub display_id: Option<Text>,
     /// `displayGroupId` when a string.
     pub group_id: Option<Text>,
+    /// The first of `playlistId`, `displayId`, `displayGroupId` that is present but neither null nor a string
+    /// (agents.md 9 item 18: unparseable → not examined): what it points at is unknown, so no relational check
+    /// (6.4.2 checks 2–3) judges the schedule and its targeting counts as unknown.
+    pub malformed_ref: Option<&'static str>,
     /// The embedded `playlist._count.items`, when present (6.4.3 fallback for the item count).
     pub embedded_item_count: Option<u64>,
 }
@@ -321,6 +325,9 @@ impl FromItem for Schedule {
             playlist_id: text(v, "playlistId"),
             display_id: text(v, "displayId"),
             group_id: text(v, "displayGroupId"),
+            malformed_ref: ["playlistId", "displayId", "displayGroupId"]
+                .into_iter()
+                .find(|k| v.get(*k).is_some_and(|x| !x.is_null() && !x.is_string())),
             embedded_item_count: v
                 .get("playlist")
                 .and_then(|p| p.get("_count"))
@@ -404,7 +411,7 @@ pub struct DisplayGroup {
     /// Whether `id` was a JSON string.
     pub string_id: bool,
     /// Member display ids (`displays[].displayId`, else `displays[].id`); `None` when the group has no `displays`
-    /// array: membership unknown.
+    /// array or an entry without a string id: membership unknown.
     pub members: Option<Box<[Text]>>,
 }
 
@@ -414,15 +421,17 @@ impl FromItem for DisplayGroup {
         DisplayGroup {
             id,
             string_id,
-            members: v.get("displays").and_then(Value::as_array).map(|a| {
+            // A member entry without a string `displayId` (or `id`) makes the whole membership unknown, like a
+            // missing `displays` array (agents.md 6.0, 9 item 18): dropping it could hide a covering schedule.
+            members: v.get("displays").and_then(Value::as_array).and_then(|a| {
                 a.iter()
-                    .filter_map(|m| {
+                    .map(|m| {
                         m.get("displayId")
                             .and_then(Value::as_str)
                             .or_else(|| m.get("id").and_then(Value::as_str))
                             .map(Into::into)
                     })
-                    .collect()
+                    .collect::<Option<Box<[Text]>>>()
             }),
         }
     }
@@ -495,11 +504,15 @@ mod tests {
     fn group_without_displays_array_has_unknown_membership() {
         let g = DisplayGroup::from_item(&json!({"id":"g"}));
         assert_eq!(g.members, None);
+        let g =
+            DisplayGroup::from_item(&json!({"id":"g","displays":[{"displayId":"d1"},{"id":"d2"}]}));
+        let m: Vec<&str> = g.members.as_deref().unwrap().iter().map(|t| &**t).collect();
+        assert_eq!(m, ["d1", "d2"]);
+        // An entry without a string id makes the membership unknown rather than silently smaller.
         let g = DisplayGroup::from_item(
             &json!({"id":"g","displays":[{"displayId":"d1"},{"id":"d2"},{"x":1}]}),
         );
-        let m: Vec<&str> = g.members.as_deref().unwrap().iter().map(|t| &**t).collect();
-        assert_eq!(m, ["d1", "d2"]);
+        assert_eq!(g.members, None);
     }
 
     #[test]

@@ -976,8 +976,11 @@ impl FleetRun<'_> {
         for d in obs {
             match d.class {
                 Class::NeverPaired => {
-                    self.o
-                        .note(format!("never paired: \"{}\" ({})", d.label, d.id));
+                    self.o.note(if d.label == d.id {
+                        format!("never paired: display {}", d.id)
+                    } else {
+                        format!("never paired: \"{}\" ({})", d.label, d.id)
+                    });
                     self.raised.put(ctx.incident(
                         DISPLAY_NEVER_PAIRED,
                         Severity::Info,
@@ -1221,13 +1224,13 @@ impl FleetRun<'_> {
             Handled::Done => {
                 work.route_ok.insert(SLUG_PATCH_DISPLAYS);
                 self.o.note(format!(
-                    "PATCH status error → offline sent for \"{}\"",
+                    "status reset error → offline sent for \"{}\"",
                     d.label
                 ));
                 p.patch_audit = out.audit_id.clone();
             }
             Handled::DryRun => self.o.note(format!(
-                "would PATCH status error → offline for \"{}\" (dry run)",
+                "would reset status error → offline for \"{}\" (dry run)",
                 d.label
             )),
             Handled::Failed(e) => {
@@ -1472,7 +1475,7 @@ impl FleetRun<'_> {
                             "no reconnection observed after the reload ({detail})"
                         ));
                         self.o.note(format!(
-                            "not reconnected: \"{}\" stays open ({detail})",
+                            "not reconnected: \"{}\", incident stays open ({detail})",
                             p.label
                         ));
                     }
@@ -2616,7 +2619,11 @@ mod tests {
                 .iter()
                 .any(|l| l.contains("would send reload to \"Screen d1\""))
         );
-        assert!(o.report.iter().any(|l| l.contains("would PATCH")));
+        assert!(
+            o.report
+                .iter()
+                .any(|l| l.contains("would reset status error"))
+        );
         assert_eq!(o.fixed, 0);
         assert!(o.remediations.is_empty());
     }

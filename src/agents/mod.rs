@@ -243,8 +243,15 @@ impl AgentOutcome {
         self.covered_types.insert(kind.to_string());
     }
 
-    /// Raises (or re-raises) an incident.
-    pub fn raise(&mut self, inc: Incident) {
+    /// Raises (or re-raises) an incident; its message, remediation and error are redacted (agents.md 5.9).
+    pub fn raise(&mut self, mut inc: Incident) {
+        // Incident text can quote API data (names, URLs, errors): redacted before it reaches the state, alerts or
+        // the dashboard (agents.md 5.9).
+        inc.message = crate::redact::redact_str(&inc.message);
+        inc.remediation = crate::redact::redact_str(&inc.remediation);
+        if let Some(e) = &inc.error {
+            inc.error = Some(crate::redact::redact_str(e));
+        }
         if let Some(existing) = self.incidents.iter_mut().find(|i| i.id == inc.id) {
             *existing = inc;
         } else {
@@ -258,9 +265,9 @@ impl AgentOutcome {
         self.write = write;
     }
 
-    /// Adds a report line.
+    /// Adds a report line (redacted).
     pub fn note(&mut self, line: impl Into<String>) {
-        self.report.push(line.into());
+        self.report.push(crate::redact::redact_str(&line.into()));
     }
 }
 

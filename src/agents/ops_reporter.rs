@@ -522,8 +522,11 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     let (c, w, e) = slack::active_counts(view.incidents.iter());
     let fixes = verified_fixes_24h(&view.recent_remediations, now);
     o.note(format!(
-        "status {status} (last reported {}): {c} critical, {w} warning active ({e} escalated); {fixes} verified fix(es) in 24 h",
-        previous.unwrap_or(SystemStatus::Healthy)
+        "status {status} ({}): {c} critical, {w} warning active ({e} escalated); {fixes} verified fix(es) in 24 h",
+        match previous {
+            Some(p) => format!("last reported {p}"),
+            None => "nothing reported before; read as HEALTHY".to_string(),
+        }
     ));
 
     // (4, 5) Decision, build, enqueue, deliver (retries first).

@@ -345,7 +345,7 @@ async fn get_once(
         .get(url.clone())
         .send()
         .await
-        .map_err(|e| FetchError::Transport(chain(&e)))?;
+        .map_err(|e| FetchError::Transport(transport_text(e)))?;
     let status = resp.status();
     let answered = resp.url().clone();
     let location = resp
@@ -376,6 +376,26 @@ async fn get_once(
 
 fn origin_text(u: &Url) -> String {
     u.origin().ascii_serialization()
+}
+
+/// A transport failure in a few words, without repeating the URL (the caller names it): `timed out`,
+/// `cannot connect (tcp connect error: Connection refused (os error 111))`, else the error with its causes.
+fn transport_text(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    let connect = e.is_connect();
+    let e = e.without_url();
+    let mut root = None;
+    let mut cur = std::error::Error::source(&e);
+    while let Some(c) = cur {
+        root = Some(c.to_string());
+        cur = c.source();
+    }
+    match (connect, root) {
+        (true, Some(r)) => format!("cannot connect ({r})"),
+        _ => chain(&e),
+    }
 }
 
 /// An error with its sources (reqwest's own text hides the cause, e.g. `connection refused`).

@@ -679,6 +679,20 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         unexamined.insert(incident_id(AGENT, "past_end_schedule", &sch.id));
         unexamined.insert(incident_id(AGENT, "empty_playlist_schedule", &sch.id));
     }
+    for &(i, field) in &checks.refs_unknown {
+        let sch = &schedules[i];
+        ctx.warn(format!(
+            "schedule {}: {field} is neither a string nor null; its references are not examined",
+            sch.id
+        ));
+        for kind in [
+            "deleted_playlist_schedule",
+            "no_target_schedule",
+            "empty_playlist_schedule",
+        ] {
+            unexamined.insert(incident_id(AGENT, kind, &sch.id));
+        }
+    }
     let mut inactive_now: Vec<bool> = vec![false; schedules.len()];
     let mut follow_up_schedules: Vec<usize> = Vec::new();
     let mut unremediated: HashSet<String> = HashSet::new();

@@ -267,6 +267,11 @@ impl TargetIndex {
         let mut pairs: Vec<u64> = Vec::new();
         for i in idx {
             let sch = &schedules[i];
+            if matches!(sch.malformed_ref, Some("displayId" | "displayGroupId")) {
+                // What it targets is unknown: it may reach any display.
+                t.unknown_membership.push(i);
+                continue;
+            }
             if let Some(d) = sch.display_target()
                 && let Some(di) = sets.displays.get(d)
             {
@@ -355,6 +360,8 @@ pub enum ActiveVerdict {
     /// Active and none of the checks matched (so not ended, if the end is known). `end_known` is false when
     /// `endDate` is unparseable: check 1 was not examined.
     Healthy { end_known: bool },
+    /// Active, not past its end, but a reference field is malformed (the field's name): checks 2–3 not examined.
+    RefsUnknown(&'static str),
 }
 
 /// Checks 1–3 of agents.md 6.4.2 in order, first match decides. `sets` is `None` when the scan is incomplete: then
@@ -375,6 +382,9 @@ pub fn check_active(
         });
     }
     let end_known = sch.end != TsField::Unparseable;
+    if let Some(field) = sch.malformed_ref {
+        return ActiveVerdict::RefsUnknown(field);
+    }
     let Some(sets) = sets else {
         return ActiveVerdict::Healthy { end_known };
     };
@@ -405,6 +415,9 @@ pub struct ActiveChecks {
     pub remaining: Vec<usize>,
     /// Those of `remaining` whose `endDate` is unparseable (check 1 and 6.4.3 not examined).
     pub end_unknown: Vec<usize>,
+    /// Active schedules with a malformed reference field (the field): checks 2–3, 6.4.3 and overlaps not examined;
+    /// not in `remaining`.
+    pub refs_unknown: Vec<(usize, &'static str)>,
     /// Active schedules (`faults` + `remaining`).
     pub active: usize,
 }
@@ -429,6 +442,10 @@ pub fn check_schedules(
                     c.end_unknown.push(i);
                 }
                 c.remaining.push(i);
+            }
+            ActiveVerdict::RefsUnknown(field) => {
+                c.active += 1;
+                c.refs_unknown.push((i, field));
             }
         }
     }
@@ -1149,6 +1166,7 @@ mod tests {
                 ActiveVerdict::Fault(f) => f.kind(),
                 ActiveVerdict::Inactive => "inactive",
                 ActiveVerdict::Healthy { .. } => "healthy",
+                ActiveVerdict::RefsUnknown(_) => "refs unknown",
             }
         }
     }
