@@ -462,6 +462,16 @@ pub fn confirm_orphan(before: &Value, listed_updated_at: &str) -> Result<(), Str
     Ok(())
 }
 
+/// A thumbnail URL as the cache keeps it: credentials in userinfo or the query masked (agents.md 5.9; the cache file
+/// is 0644), the URL itself otherwise. Probes use the listed URL; the cached form only says "same URL as probed".
+pub fn cached_url_form(url: &str) -> std::borrow::Cow<'_, str> {
+    if url.contains(['@', '?']) {
+        std::borrow::Cow::Owned(crate::redact::redact_str(url))
+    } else {
+        std::borrow::Cow::Borrowed(url)
+    }
+}
+
 /// How a thumbnail is judged (agents.md 6.2.3); strings borrow from the table and the cache.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ThumbCheck<'a> {
@@ -511,7 +521,7 @@ pub fn thumbnail_check<'a>(
         ThumbState::Url(span) => table.text(span),
     };
     if let Some(t) = entry.and_then(|e| e.thumbnail())
-        && t.url == url
+        && t.url == cached_url_form(url)
         && parse_ts(&t.checked_at).is_some_and(|at| {
             let age = now - at;
             age >= ChronoDuration::zero() && age < ChronoDuration::hours(recheck_hours as i64)
@@ -2226,7 +2236,7 @@ impl<'a> Run<'a> {
         self.cache.set_thumbnail(
             id,
             ThumbnailCheck {
-                url: url.to_string(),
+                url: cached_url_form(url).into_owned(),
                 ok: r.is_ok(),
                 checked_at: now,
                 detail: r.as_ref().err().map(|e| crate::redact::redact_str(e)),
@@ -2555,6 +2565,28 @@ mod tests {
     }
     fn ids(t: &ContentTable, rows: &[u32]) -> Vec<String> {
         rows.iter().map(|r| t.id(*r).to_string()).collect()
+    }
+
+    #[test]
+    fn cached_thumbnail_urls_never_hold_credentials_but_still_match_the_same_url() {
+        let secret = "https://admin:s3cr3tpw@cdn.example/t.jpg?token=tok_SECRET_123&w=200";
+        let kept = cached_url_form(secret);
+        assert!(
+            !kept.contains("s3cr3tpw") && !kept.contains("tok_SECRET_123"),
+            "{kept}"
+        );
+        assert!(kept.contains("cdn.example/t.jpg"), "{kept}");
+        assert_eq!(
+            cached_url_form(secret),
+            kept,
+            "the same listed URL maps to the same kept form"
+        );
+        let plain = "https://cdn.example/thumbs/a.jpg";
+        assert_eq!(cached_url_form(plain), plain);
+        assert!(matches!(
+            cached_url_form(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
