@@ -337,6 +337,7 @@ pub async fn run_agent(
         };
         let stamps = outcome.alert_stamps.clone();
         let hook = outcome.state_hook.take();
+        let after_write = outcome.after_write.take();
         let stamp_time = ts(ended);
         match store.update(ended, move |st| {
             let r = record_agent_run(st, record, ended);
@@ -355,6 +356,11 @@ pub async fn run_agent(
             Ok((r, _)) => {
                 written = r;
                 wrote_state = true;
+                if let Some(f) = after_write
+                    && let Err(e) = f()
+                {
+                    crate::logging::error(name, e);
+                }
             }
             Err(e) => {
                 crate::logging::error("ops-state", e.to_string());

@@ -953,6 +953,30 @@ async fn a_429_with_retry_after_is_waited_out_and_the_scan_stays_complete() {
 // ------------------------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detail_cache_is_written_only_after_a_successful_state_write() {
+    // agents.md 6.2.1: the cache is written after the state write. A state lock held by someone else makes the state
+    // write time out (exit 2): the cache must not be written either.
+    let env = env(&[("OPS_LOCK_TIMEOUT_MS", "300")]).await;
+    let lock = env.dir.path().join("ops-state.json.lock");
+    std::fs::write(&lock, "99999:1:1").unwrap();
+    let r = env.run(false).await;
+    assert_eq!(r.exit_code, 2, "{:?}", r.fatal);
+    assert!(
+        r.fatal.as_deref().unwrap_or("").contains("lock"),
+        "{:?}",
+        r.fatal
+    );
+    assert!(!r.wrote_state);
+    let cache = env.dir.path().join("ops-content-cache.json");
+    assert!(!cache.exists(), "no cache without a state write");
+    // Lock released: the next run writes the state, then the cache.
+    std::fs::remove_file(&lock).unwrap();
+    let r = env.run(false).await;
+    assert!(r.wrote_state, "{:?}", r.fatal);
+    assert!(cache.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_cache_is_quarantined_untouched_and_rebuilt() {
     let env = env(&[]).await;
     let cache = env.dir.path().join("ops-content-cache.json");

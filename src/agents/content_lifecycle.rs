@@ -2392,12 +2392,15 @@ impl<'a> Run<'a> {
             );
         }
 
-        // The cache is written last (after the agent's work; never in a dry run or without a state write).
-        if !self.ctx.dry_run
-            && self.out.write != WriteMode::None
-            && let Err(e) = cache_file.save(&self.cache)
-        {
-            self.ctx.error(format!("content cache not written: {e}"));
+        // The cache is written after the state write, by the runtime (6.2.1): never in a dry run, never when the
+        // state write did not happen or failed.
+        if !self.ctx.dry_run && self.out.write != WriteMode::None {
+            let cache = std::mem::take(&mut self.cache);
+            let file = cache_file.clone();
+            self.out.after_write = Some(Box::new(move || {
+                file.save(&cache)
+                    .map_err(|e| format!("content cache not written: {e}"))
+            }));
         }
     }
 

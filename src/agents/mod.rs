@@ -197,6 +197,11 @@ pub enum WriteMode {
 /// Extra work the runtime applies inside the locked write after the merge (local only; ops-reporter's stamps).
 pub type StateHook = Box<dyn FnOnce(&mut OpsState, DateTime<Utc>) + Send>;
 
+/// Local file work the runtime runs once the run's state write succeeded, outside the state lock (content-lifecycle's
+/// detail cache, written "after the state write", agents.md 6.2.1). Its error is logged; it never changes the exit
+/// code. Not run in a dry run or when nothing was written.
+pub type AfterWrite = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
 /// What one run produced.
 #[derive(Default)]
 pub struct AgentOutcome {
@@ -227,6 +232,8 @@ pub struct AgentOutcome {
     pub alert_stamps: Vec<String>,
     /// Extra local state work inside the lock.
     pub state_hook: Option<StateHook>,
+    /// Work after a successful state write ([`AfterWrite`]).
+    pub after_write: Option<AfterWrite>,
 }
 
 impl AgentOutcome {
