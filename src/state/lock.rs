@@ -207,6 +207,53 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
     atomic_write_with(path, mode, &mut |w| w.write_all(bytes))
 }
 
+/// Age after which a temp file of a dead writer is removed: far longer than any write takes.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(600);
+
+/// Removes the temp files `<file>.tmp-<pid>[-<n>]` beside `path` that a writer killed mid-write left behind (a 86 MB
+/// content cache at 500 000 items): only when no process with that pid runs on this host and the file is older than
+/// 10 minutes, so a live writer (also one on another host sharing the directory) is never raced. Errors are ignored;
+/// returns how many were removed.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return 0;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{name}.tmp-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let file_name = e.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Ok(pid) = rest.split('-').next().unwrap_or("").parse::<i32>() else {
+            continue;
+        };
+        // kill(pid, 0): 0 = running (ours or not), ESRCH = no such process.
+        // SAFETY: signal 0 sends nothing; it only checks that the pid exists.
+        let alive = pid <= 0
+            || unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+        let old = e
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TEMP_AGE);
+        if !alive && old && fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Atomic write like [`atomic_write`], with the content streamed by `write` into the temp file through a 64 KiB
 /// buffer (no in-memory copy of the whole document). On any error (from `write` too) the old file stays and the
 /// temp file is removed.
@@ -220,6 +267,7 @@ pub fn atomic_write_with(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
+    remove_stale_temps(path);
     let mut tmp = path.as_os_str().to_owned();
     let n = TEMP_COUNTER.fetch_add(1, Ordering::SeqCst);
     if n == 0 {
@@ -255,6 +303,45 @@ pub fn atomic_write_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temps_of_dead_writers_older_than_ten_minutes_are_removed_others_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("ops-content-cache.json");
+        // A pid that is not running: the highest pid the kernel allows plus one is never used.
+        let max: i32 = fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(4_194_304);
+        let dead = max + 1;
+        let me = std::process::id();
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        let mk = |name: String, mtime: Option<SystemTime>| {
+            let p = d.path().join(name);
+            let f = File::create(&p).unwrap();
+            if let Some(t) = mtime {
+                f.set_modified(t).unwrap();
+            }
+            p
+        };
+        let stale = mk(format!("ops-content-cache.json.tmp-{dead}"), Some(old));
+        let stale_n = mk(format!("ops-content-cache.json.tmp-{dead}-3"), Some(old));
+        let fresh_dead = mk(format!("ops-content-cache.json.tmp-{dead}-4"), None);
+        let live = mk(format!("ops-content-cache.json.tmp-{me}-9"), Some(old));
+        let other_file = mk(format!("ops-state.json.tmp-{dead}"), Some(old));
+        atomic_write(&target, b"{}", 0o644).unwrap();
+        assert!(
+            !stale.exists() && !stale_n.exists(),
+            "old temps of a dead pid go"
+        );
+        assert!(
+            fresh_dead.exists(),
+            "a young temp is kept (a writer on another host)"
+        );
+        assert!(live.exists(), "a running pid's temp is kept");
+        assert!(other_file.exists(), "only this file's temps are touched");
+        assert_eq!(fs::read(&target).unwrap(), b"{}");
+    }
 
     #[test]
     fn second_acquirer_times_out_with_the_documented_message() {
