@@ -382,13 +382,14 @@ async fn a_deactivation_the_re_read_does_not_confirm_stays_open_unverified() {
     let target = h::schedule_id(&fx, "Summer Sale 2026 - Brand Wall");
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[]);
-    // Every read of this schedule (pre-check, the helper's before, the verification) claims it is still active.
+    // Both reads of this schedule (the helper's `before`, which is also the pre-check, and the verification) claim
+    // it is still active.
     sb.add_fault(fault(
         Some("GET"),
         &format!("/api/v1/schedules/{target}"),
         Some(200),
         Some(json!({"success": true, "data": {"id": target, "name": "Summer Sale 2026 - Brand Wall", "isActive": true}})),
-        3,
+        2,
     ));
     let sink = Arc::new(h::CaptureSink::default());
     let rep = h::run(&cfg, false, &sink).await;
@@ -424,4 +425,63 @@ async fn a_deactivation_the_re_read_does_not_confirm_stays_open_unverified() {
                 && items.iter().any(|i| i.contains(&target)))
     );
     sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_with_a_malformed_reference_is_not_examined_and_keeps_its_incidents() {
+    // agents.md 9 item 18: a `displayId` that is neither a string nor null is unparseable, so the schedule is not
+    // examined: no deactivation ("no target" would be false), and its prior incidents (overlap included) are not
+    // swept as resolved. The schedule list (one page) is served with that one field changed.
+    let fx = h::demo();
+    let sb = h::start(&fx).await;
+    let mut schedules: Vec<Value> = fx["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| sb.entity("schedules", s["id"].as_str().unwrap()).unwrap())
+        .collect();
+    let sch = schedules
+        .iter_mut()
+        .find(|s| s["isActive"] == true && s["displayId"].is_string())
+        .unwrap();
+    let sid = sch["id"].as_str().unwrap().to_string();
+    sch["displayId"] = json!(777);
+    let n = schedules.len();
+    assert!(n <= 100, "one page");
+    sb.add_fault(fault(
+        Some("GET"),
+        "/api/v1/schedules",
+        Some(200),
+        Some(json!({"success": true, "data": {"data": schedules,
+                    "meta": {"page": 1, "limit": 100, "total": n, "totalPages": 1}}})),
+        5,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = h::config(&sb, dir.path(), &[]);
+    let pair = format!("{sid}+zzzz-other-schedule");
+    seed_state(
+        &cfg,
+        &[
+            ("no_target_schedule", "schedule", &sid, "warning"),
+            ("schedule_overlap", "schedule", &pair, "warning"),
+        ],
+    );
+    let sink = Arc::new(h::CaptureSink::default());
+    let rep = h::run(&cfg, false, &sink).await;
+    assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
+    assert!(
+        !sb.requests()
+            .iter()
+            .any(|r| r.method == "PATCH" && r.path == format!("/api/v1/schedules/{sid}")),
+        "the malformed schedule is never written"
+    );
+    assert_eq!(sb.entity("schedules", &sid).unwrap()["isActive"], true);
+    assert_eq!(
+        stored_status(&cfg, &format!("schedule-doctor:no_target_schedule:{sid}")),
+        "open"
+    );
+    assert_eq!(
+        stored_status(&cfg, &format!("schedule-doctor:schedule_overlap:{pair}")),
+        "open"
+    );
 }

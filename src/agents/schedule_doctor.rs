@@ -692,6 +692,15 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         ] {
             unexamined.insert(incident_id(AGENT, kind, &sch.id));
         }
+        // It is left out of the overlap check too: its prior overlap incidents (target `<a>+<b>`) stay as they are.
+        for p in ctx.snapshot.incidents.iter().filter(|p| {
+            p.agent == AGENT.as_str()
+                && p.kind == "schedule_overlap"
+                && p.is_active()
+                && p.target_id.split('+').any(|x| x == &*sch.id)
+        }) {
+            unexamined.insert(p.id.clone());
+        }
     }
     let mut inactive_now: Vec<bool> = vec![false; schedules.len()];
     let mut follow_up_schedules: Vec<usize> = Vec::new();
