@@ -679,6 +679,14 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         unexamined.insert(incident_id(AGENT, "past_end_schedule", &sch.id));
         unexamined.insert(incident_id(AGENT, "empty_playlist_schedule", &sch.id));
     }
+    for &i in &checks.remaining {
+        if schedules[i].week.is_none() {
+            ctx.warn(format!(
+                "schedule {}: daysOfWeek/startTime/endTime malformed; its overlaps and coverage are not examined",
+                schedules[i].id
+            ));
+        }
+    }
     for &(i, field) in &checks.refs_unknown {
         let sch = &schedules[i];
         ctx.warn(format!(
