@@ -132,7 +132,9 @@ fn fmt_days(d: ChronoDuration) -> String {
 pub struct ExpiredFinding {
     /// Row of the item in the [`ContentTable`].
     pub row: u32,
+    /// The content id (`<targetId>` of its `expired-content` incident).
     pub id: String,
+    /// The listed label: `name`, else `title`, else the id.
     pub name: String,
     /// `expiresAt` as read.
     pub expires_at: String,
@@ -145,6 +147,7 @@ pub struct ExpiredFinding {
 /// The expiry check over the list and the cache.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExpiredScan {
+    /// Active items whose fresh cache entry has `expiresAt` ≤ `now`, in row order.
     pub findings: Vec<ExpiredFinding>,
     /// Rows of active items without a fresh entry or with an unparseable `expiresAt`: not examined.
     pub unexamined: Vec<u32>,
@@ -358,16 +361,22 @@ pub fn harvest_references(
 pub struct CandidateRef {
     /// Row of the item in the [`ContentTable`].
     pub row: u32,
+    /// The listed `createdAt` (UTC), the sort key (oldest first).
     pub created_at: DateTime<Utc>,
 }
 
 /// An unreferenced archive candidate with its owned fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
+    /// Row of the item in the [`ContentTable`].
     pub row: u32,
+    /// The content id.
     pub id: String,
+    /// The listed label: `name`, else `title`, else the id.
     pub name: String,
+    /// The listed `type` (e.g. `image`, `video`; `?` when missing or not a string).
     pub kind: String,
+    /// The listed `createdAt` (UTC).
     pub created_at: DateTime<Utc>,
     /// The listed `updatedAt` (the confirm read must show the same).
     pub updated_at: String,
@@ -478,7 +487,12 @@ pub enum ThumbCheck<'a> {
     /// `thumbnail` is null: finding without a probe.
     Missing,
     /// A cached probe of the same URL younger than the recheck interval.
-    Cached { ok: bool, detail: Option<&'a str> },
+    Cached {
+        /// The cached probe answered as required (final 2xx, or the object exists).
+        ok: bool,
+        /// Why the cached probe failed (redacted); `None` when it passed or gave no reason.
+        detail: Option<&'a str>,
+    },
     /// Probe `HEAD url` (http/https).
     Http(&'a str),
     /// Probe `HeadObject` of this key in `MINIO_BUCKET`.
@@ -572,11 +586,32 @@ pub enum StorageVerdict {
     /// No verdict (`quotaBytes` ≤ 0, missing or unparseable fields).
     NoVerdict(String),
     /// `pct` ≤ warning threshold.
-    Ok { used: u64, quota: u64, pct: f64 },
+    Ok {
+        /// `usedBytes` (bytes).
+        used: u64,
+        /// `quotaBytes` (bytes, > 0).
+        quota: u64,
+        /// `used / quota × 100` (percent).
+        pct: f64,
+    },
     /// warning < `pct` ≤ critical.
-    Warning { used: u64, quota: u64, pct: f64 },
+    Warning {
+        /// `usedBytes` (bytes).
+        used: u64,
+        /// `quotaBytes` (bytes, > 0).
+        quota: u64,
+        /// `used / quota × 100` (percent).
+        pct: f64,
+    },
     /// `pct` > critical.
-    Critical { used: u64, quota: u64, pct: f64 },
+    Critical {
+        /// `usedBytes` (bytes).
+        used: u64,
+        /// `quotaBytes` (bytes, > 0).
+        quota: u64,
+        /// `used / quota × 100` (percent).
+        pct: f64,
+    },
 }
 
 /// Judges a `GET /organizations/storage` payload: `pct = usedBytes / quotaBytes × 100` against `warn_pct` and
@@ -616,9 +651,13 @@ pub fn storage_still_critical(used: u64, freed: u64, quota: u64, crit_pct: f64) 
 /// and the two walks' results (their `items` are empty: every item went to a sink; `collected` is the count).
 #[derive(Debug)]
 pub struct Observation {
+    /// One compact row per listed content item (`GET /api/v1/content`).
     pub table: ContentTable,
+    /// The content references harvested from the listed playlists (`GET /api/v1/playlists`).
     pub playlists: PlaylistRefs,
+    /// The content walk's result (`complete`, `total`, `collected`, `reason`, `pages`).
     pub content_list: ListResult,
+    /// The playlist walk's result.
     pub playlist_list: ListResult,
 }
 

@@ -236,8 +236,11 @@ impl Display {
 /// (bit 0 = Sunday … bit 6 = Saturday); `start`/`end` are minutes from local midnight in `[0, 1440)`, `None` = null.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Week {
+    /// `daysOfWeek` as a bit set: bit 0 = Sunday … bit 6 = Saturday (0 = no weekday, never plays).
     pub days: u8,
+    /// `startTime` in minutes from local midnight (0–1439); `None` when null (null or equal times = whole day).
     pub start: Option<u16>,
+    /// `endTime` in minutes from local midnight (0–1439); `None` when null (null or equal times = whole day).
     pub end: Option<u16>,
 }
 

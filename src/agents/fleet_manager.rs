@@ -199,6 +199,7 @@ pub fn location_key(location: Option<&str>) -> Option<String> {
 /// A location whose enabled paired displays (at least the minimum) are all offline (6.3.2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OfflineLocation {
+    /// The members' `organizationId` (the session's organisation when a display has none).
     pub organization_id: String,
     /// Normalised key (see [`location_key`]).
     pub key: String,
@@ -206,8 +207,9 @@ pub struct OfflineLocation {
     pub first_seen: String,
     /// Member display ids in list order.
     pub display_ids: Vec<String>,
-    /// Oldest and newest parseable heartbeat of the members (`None` when none has one).
+    /// Oldest parseable `lastHeartbeat` of the members (`None` when none has one).
     pub oldest: Option<DateTime<Utc>>,
+    /// Newest parseable `lastHeartbeat` of the members (`None` when none has one).
     pub newest: Option<DateTime<Utc>>,
     /// Members paired but without any heartbeat.
     pub without_heartbeat: usize,
@@ -315,15 +317,32 @@ pub fn offline_locations(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deferral {
     /// `OPS_FLEET_MAX_COMMANDS_PER_EPISODE` commands already sent in this episode.
-    EpisodeLimit { sent: u32, max: u32 },
+    EpisodeLimit {
+        /// Commands already sent in this episode (the incident's `attempts`).
+        sent: u32,
+        /// The per-episode limit.
+        max: u32,
+    },
     /// The episode's previous command is less than 20 min old (age in s at the run's start).
-    EpisodeSpacing { age_s: i64 },
+    EpisodeSpacing {
+        /// Age of the episode's last command at the run's start (seconds).
+        age_s: i64,
+    },
     /// The display had a reload less than `OPS_FLEET_DISPLAY_COOLDOWN_MINUTES` ago (age in s at the run's start).
-    DisplayCooldown { age_s: i64 },
+    DisplayCooldown {
+        /// Age of the display's latest reload at the run's start (seconds).
+        age_s: i64,
+    },
     /// `OPS_FLEET_MAX_COMMANDS_PER_RUN` reached.
-    RunLimit { max: usize },
+    RunLimit {
+        /// The per-run limit.
+        max: usize,
+    },
     /// `OPS_FLEET_COMMANDS_PER_MINUTE` commands in the last 60 s.
-    MinuteLimit { max: usize },
+    MinuteLimit {
+        /// The per-minute limit.
+        max: usize,
+    },
     /// The fleet route answered 429/503 (or drifted) earlier in this run.
     Halted(String),
 }
@@ -358,10 +377,15 @@ impl std::fmt::Display for Deferral {
 /// a rate measured at the instant of sending (no margin, the API's own limit is 10 per minute per organisation).
 #[derive(Debug, Clone)]
 pub struct CommandCaps {
+    /// Reloads per offline episode (`OPS_FLEET_MAX_COMMANDS_PER_EPISODE`).
     pub per_episode: u32,
+    /// Per-display cooldown across episodes, in seconds (`OPS_FLEET_DISPLAY_COOLDOWN_MINUTES` × 60).
     pub cooldown_s: i64,
+    /// Commands per run (`OPS_FLEET_MAX_COMMANDS_PER_RUN`).
     pub per_run: usize,
+    /// Commands in any 60 s (`OPS_FLEET_COMMANDS_PER_MINUTE`).
     pub per_minute: usize,
+    /// Early margin of the episode and cooldown windows, in seconds (`OPS_WINDOW_TOLERANCE_S`, agents.md 1.1).
     pub tolerance_s: i64,
     /// Commands sent (or, in a dry run, planned) this run.
     pub sent_this_run: usize,

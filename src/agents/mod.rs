@@ -41,7 +41,9 @@ pub enum InlineKind {
 /// An inline alert or fix notification raised where an agent acts (agents.md 7.6).
 #[derive(Debug, Clone)]
 pub struct InlineAlert {
+    /// The agent raising it.
     pub agent: AgentName,
+    /// Critical, warning or fix notification.
     pub kind: InlineKind,
     /// One-line summary, e.g. `Auto-archived 3 expired content item(s)`.
     pub summary: String,
@@ -80,19 +82,26 @@ impl AlertSink for LogAlertSink {
 
 /// Everything an agent run reads: configuration, time, the lock-free prior state, the API, alerting.
 pub struct AgentContext {
+    /// The validated configuration (agents.md 8).
     pub cfg: Arc<Config>,
+    /// The agent this run is for (its name in logs, incident ids and the audit, agents.md 1.1).
     pub agent: AgentName,
     /// UUID v4 of this run.
     pub run_id: String,
     /// The run's start time (all "at least N since" windows use it; agents.md 1.1).
     pub started: DateTime<Utc>,
+    /// The injected clock ([`AgentContext::now`] for instants after the start).
     pub clock: Arc<dyn Clock>,
+    /// Dry run (agents.md 1.5): reads only, would-be mutations listed and audited with `dryRun: true`. Also forced on
+    /// when the audit log is not writable (agents.md 4.8; not for ops-reporter).
     pub dry_run: bool,
     /// Lock-free snapshot of the state (priors only; never written back).
     pub snapshot: OpsState,
+    /// The audit log (`cfg.audit_file`, agents.md 4.8): non-API mutations and verifications append their lines here.
     pub audit: AuditLog,
     /// No wait or request starts past this instant.
     pub deadline: Instant,
+    /// Where inline alerts and fix notifications go (agents.md 7.6).
     pub alerts: Arc<dyn AlertSink>,
     /// The Vizora API (agents that log in).
     pub api: Option<Arc<dyn VizoraApi>>,
@@ -108,7 +117,8 @@ impl AgentContext {
         self.clock.now()
     }
 
-    /// The API, or an error for agents that need it.
+    /// The API client. Panics when the run has none (health-guardian, db-maintainer, ops-reporter without
+    /// credentials); check the `api` field first where it may be `None`.
     pub fn api(&self) -> &Arc<dyn VizoraApi> {
         self.api
             .as_ref()
@@ -221,6 +231,7 @@ pub struct AgentOutcome {
     pub stats: Option<Value>,
     /// Reason the run could not complete (exit 2).
     pub fatal: Option<String>,
+    /// How the runtime writes the state (agents.md 1.4); [`WriteMode::Full`] unless [`AgentOutcome::fail`] set it.
     pub write: WriteMode,
     /// Exit code override (ops-reporter: from its computed status).
     pub exit_override: Option<i32>,

@@ -64,9 +64,19 @@ const HISTORY_MAX: usize = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Ran within its SLA (ages in minutes; a `lastRun` in the future counts as age 0).
-    Ok { age_min: i64, sla_min: u64 },
-    /// Silent past its SLA: `agent-silent` raised.
-    Silent { age_min: i64, sla_min: u64 },
+    Ok {
+        /// Whole minutes since `lastRun[agent]` at `now` (0 for a future record).
+        age_min: i64,
+        /// The agent's SLA in minutes ([`sla_minutes`]).
+        sla_min: u64,
+    },
+    /// Silent past its SLA (less the early margin `OPS_WINDOW_TOLERANCE_S`, agents.md 1.1): `agent-silent` raised.
+    Silent {
+        /// Whole minutes since `lastRun[agent]` at `now`.
+        age_min: i64,
+        /// The agent's SLA in minutes ([`sla_minutes`]).
+        sla_min: u64,
+    },
     /// No `lastRun` record: WARNING, no verdict.
     NeverRun,
     /// A record that is not a parseable timestamp: WARNING, no verdict.

@@ -53,14 +53,20 @@ pub enum Fallback {
     Unknown(String),
     /// Configured, but missing from the playlist set or empty: `fallback_playlist_invalid`, no assignment.
     Invalid {
+        /// The configured playlist id (a non-string setting: its JSON text).
         id: String,
+        /// Where the id was configured.
         source: FallbackSource,
+        /// Why it is unusable (not a string, not in the organisation's playlists, 0 items).
         reason: String,
     },
     /// Usable: in the playlist set with `itemCount` > 0.
     Valid {
+        /// The playlist id.
         id: String,
+        /// The playlist's `name` (the id when it has none).
         name: String,
+        /// Where the id was configured.
         source: FallbackSource,
     },
 }
@@ -320,11 +326,20 @@ impl TargetIndex {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ActiveFault {
     /// Check 1: `endDate` < now (the end date as written).
-    PastEnd { end: String },
+    PastEnd {
+        /// `endDate` as written (an ISO timestamp).
+        end: String,
+    },
     /// Check 2: `playlistId` not in the playlist set (`None` = no playlist id at all).
-    DeletedPlaylist { playlist_id: Option<String> },
+    DeletedPlaylist {
+        /// The schedule's `playlistId`; `None` when missing or empty.
+        playlist_id: Option<String>,
+    },
     /// Check 3: no target, or the named display/group does not exist (`reason` says which).
-    NoTarget { reason: String },
+    NoTarget {
+        /// E.g. `its display <id> does not exist`, `it has neither a displayId nor a displayGroupId`.
+        reason: String,
+    },
 }
 
 impl ActiveFault {
@@ -359,7 +374,10 @@ pub enum ActiveVerdict {
     Fault(ActiveFault),
     /// Active and none of the checks matched (so not ended, if the end is known). `end_known` is false when
     /// `endDate` is unparseable: check 1 was not examined.
-    Healthy { end_known: bool },
+    Healthy {
+        /// False when `endDate` is unparseable (check 1 and 6.4.3 not examined).
+        end_known: bool,
+    },
     /// Active, not past its end, but a reference field is malformed (the field's name): checks 2–3 not examined.
     RefsUnknown(&'static str),
 }
