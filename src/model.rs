@@ -13,11 +13,17 @@ use std::fmt;
 /// One of the six agents (agents.md 1.1), plus the watchdog pass recorded inside ops-reporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AgentName {
+    /// `health-guardian`: services, processes, host and edge, every 5 min, no API login (agents.md 6.1).
     HealthGuardian,
+    /// `content-lifecycle`: content and storage, every 15 min, logs in (agents.md 6.2).
     ContentLifecycle,
+    /// `fleet-manager`: displays and locations, every 10 min, logs in (agents.md 6.3).
     FleetManager,
+    /// `schedule-doctor`: schedules, every 15 min, logs in (agents.md 6.4).
     ScheduleDoctor,
+    /// `ops-reporter`: system status, alerts, outbox and the watchdog pass, every 30 min; fixes nothing (6.5).
     OpsReporter,
+    /// `db-maintainer`: database, Redis, logs and backups, daily at 03:00, no API login (agents.md 6.6).
     DbMaintainer,
     /// The watchdog pass of ops-reporter (agents.md 6.5.2); never run on its own.
     OpsWatchdog,
@@ -108,13 +114,18 @@ impl fmt::Display for AgentName {
 /// neither warning nor critical.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Severity {
+    /// `"info"`: never changes the status, never alerts, never makes an exit code non-zero (agents.md 2.1).
     Info,
+    /// `"warning"`: makes the status at least DEGRADED while active (agents.md 2.4).
     Warning,
+    /// `"critical"`: makes the status CRITICAL while active (agents.md 2.4).
     Critical,
+    /// Any other string, kept verbatim; neither warning nor critical (agents.md 2.1).
     Other(String),
 }
 
 impl Severity {
+    /// The JSON string: `info`, `warning`, `critical` or the unknown value as written.
     pub fn as_str(&self) -> &str {
         match self {
             Severity::Info => "info",
@@ -158,13 +169,18 @@ impl<'de> Deserialize<'de> for Severity {
 /// Incident status (agents.md 2.1). Unknown strings count as active.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum IncidentStatus {
+    /// `"open"`: active; the condition is still observed (agents.md 2.1).
     Open,
+    /// `"escalated"`: active; automatic remediation exhausted or proven useless, a human must act (agents.md 2.1, 2.5).
     Escalated,
+    /// `"resolved"`: inactive; `resolvedAt` says when (agents.md 2.5).
     Resolved,
+    /// Any other string, kept verbatim; counts as active (agents.md 2.1).
     Other(String),
 }
 
 impl IncidentStatus {
+    /// The JSON string: `open`, `escalated`, `resolved` or the unknown value as written.
     pub fn as_str(&self) -> &str {
         match self {
             IncidentStatus::Open => "open",
@@ -199,15 +215,19 @@ impl<'de> Deserialize<'de> for IncidentStatus {
 /// `HEALTHY` / `DEGRADED` / `CRITICAL` (agents.md 2.1, 2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum SystemStatus {
+    /// `"HEALTHY"`: no active warning or critical incident (also the empty state).
     #[serde(rename = "HEALTHY")]
     Healthy,
+    /// `"DEGRADED"`: some active warning incident and no active critical one.
     #[serde(rename = "DEGRADED")]
     Degraded,
+    /// `"CRITICAL"`: some active (open, escalated or unknown-status) critical incident.
     #[serde(rename = "CRITICAL")]
     Critical,
 }
 
 impl SystemStatus {
+    /// The JSON string: `HEALTHY`, `DEGRADED` or `CRITICAL`.
     pub fn as_str(self) -> &'static str {
         match self {
             SystemStatus::Healthy => "HEALTHY",
@@ -250,30 +270,44 @@ pub fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 pub struct Incident {
     /// `<agent>:<type>:<targetId>`, the upsert key.
     pub id: String,
+    /// Raising agent (its verbatim name, agents.md 1.1); the only one that may resolve it (2.5).
     pub agent: String,
+    /// JSON `type`: the catalogue type (agents.md section 3), without `:`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Current severity; may change within an episode.
     pub severity: Severity,
     /// Entity kind (`service`, `content`, `display`, …).
     pub target: String,
+    /// JSON `targetId`: the entity id; may contain `:` (`vizora-web:0`) or be composite (`<idA>+<idB>`).
     pub target_id: String,
     /// Start of the episode (ISO timestamp).
     pub detected: String,
+    /// Evidence: the observation, its value and the threshold.
     pub message: String,
+    /// What was done, or the next manual step.
     pub remediation: String,
+    /// `open`, `escalated`, `resolved` or an unknown value (agents.md 2.1).
     pub status: IncidentStatus,
+    /// Remediation attempts in this episode (agents.md 2.5); 0 when absent in the file.
     #[serde(default)]
     pub attempts: u32,
+    /// JSON `resolvedAt`: resolution time (ISO timestamp); `None` while active.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
+    /// The last remediation or verification failure; `None` when there was none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// JSON `lastAttemptAt`: last remediation attempt in this episode (ISO timestamp), for backoff (agents.md 6.1.3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_attempt_at: Option<String>,
+    /// JSON `alertedAt`: time of the last delivered alert covering it (ISO timestamp; agents.md 7.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerted_at: Option<String>,
+    /// JSON `alertedSeverity`: the severity when it was last alerted (agents.md 7.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerted_severity: Option<Severity>,
+    /// JSON `alertedStatus`: the status when it was last alerted (agents.md 7.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerted_status: Option<IncidentStatus>,
     /// Unknown fields from other writers, kept unchanged.
@@ -316,6 +350,7 @@ impl Incident {
         }
     }
 
+    /// Whether the status is `open`, `escalated` or unknown (agents.md 1.1, 2.1).
     pub fn is_active(&self) -> bool {
         self.status.is_active()
     }
@@ -336,28 +371,39 @@ pub fn parse_incident_id(id: &str) -> Option<(&str, &str, &str)> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RemediationAction {
+    /// The acting agent's verbatim name (agents.md 1.1).
     pub agent: String,
     /// Start of the action (ISO timestamp).
     pub timestamp: String,
     /// Human description, e.g. `Archive orphaned content "Spring Menu"`.
     pub action: String,
+    /// Entity kind acted on (as in [`Incident::target`]).
     pub target: String,
+    /// JSON `targetId`: id of the entity acted on.
     pub target_id: String,
     /// HTTP verb, `pm2 restart`, `pm2 reload`, `systemctl restart`, `SQL` or `FILE`.
     pub method: String,
+    /// API path including `/api/v1` (API mutations only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Small projection of the fresh pre-write read (agents.md 5.8).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
+    /// Small projection of the response or post-state (agents.md 5.8); absent e.g. when the mutation failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
+    /// Whether the mutation itself succeeded (not whether the fix was verified).
     pub success: bool,
+    /// The mutation's failure; `None` on success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Additive: the verification verdict after the mutation; `None` = not (yet) verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
+    /// Additive JSON `runId`: the acting run's UUID (agents.md 1.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Unknown fields from other writers, kept unchanged (agents.md 4.4).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -366,30 +412,40 @@ pub struct RemediationAction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentResult {
+    /// The agent's verbatim name (agents.md 1.1).
     pub agent: String,
     /// End of the run (= `lastRun[agent]`).
     pub timestamp: String,
+    /// JSON `durationMs`: wall-clock run time in milliseconds.
     pub duration_ms: u64,
     /// Warning + critical findings raised.
     pub issues_found: u32,
     /// Verified remediations only.
     pub issues_fixed: u32,
+    /// JSON `issuesEscalated`: raised incidents ending this run `escalated`.
     pub issues_escalated: u32,
     /// Raised plus resolved copies of this run.
     #[serde(default)]
     pub incidents: Vec<Incident>,
+    /// Additive JSON `infoFound`: raised findings that are neither warning nor critical.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub info_found: Option<u32>,
+    /// Additive JSON `issuesResolved`: prior incidents resolved by this run's sweeps (set by the merge, agents.md 4.6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issues_resolved: Option<u32>,
+    /// Additive JSON `exitCode`: the run's exit code, 0, 1 or 2 (agents.md 1.4).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Additive JSON `runId`: the run's UUID (agents.md 1.1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Additive: the covered types of this run, sorted (agents.md 2.5).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<Vec<String>>,
+    /// Additive: per-agent statistics object (agents.md section 6).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<Value>,
+    /// Unknown fields from other writers, kept unchanged (agents.md 4.4).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -398,11 +454,15 @@ pub struct AgentResult {
 /// entries that fail to parse as typed values are kept as raw JSON in the `*_raw` maps so they round-trip.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpsState {
+    /// `systemStatus`, recomputed from the incidents on every write (agents.md 2.4).
     pub system_status: SystemStatus,
+    /// `lastUpdated`: time of the last write (ISO timestamp).
     pub last_updated: String,
     /// agent → ISO time of its last completed run; `ops-reporter:last-alert` = last delivered status alert.
     pub last_run: Map<String, Value>,
+    /// `incidents`: every writer's incidents; pruning evicts only resolved ones (agents.md 4.7).
     pub incidents: Vec<Incident>,
+    /// `recentRemediations`: the last 24 h of actions, capped at `OPS_MAX_REMEDIATIONS` (agents.md 4.7).
     pub recent_remediations: Vec<RemediationAction>,
     /// agent → AgentResult (raw JSON so that other writers' entries stay untouched).
     pub agent_results: Map<String, Value>,

@@ -24,15 +24,20 @@ pub struct RunOptions {
 /// Overrides of the real implementations (tests, the demo). `Default` = everything from configuration.
 #[derive(Clone, Default)]
 pub struct Wiring {
+    /// Source of "now" (run start and later instants); `None` = the system clock.
     pub clock: Option<Arc<dyn Clock>>,
+    /// Inline alert delivery (agents.md 7.6); `None` = [`default_alert_sink`].
     pub alerts: Option<Arc<dyn AlertSink>>,
+    /// Host-wide API rate budget (agents.md 5.5); `None` = the configured file or memory backend.
     pub budget: Option<Arc<RateBudget>>,
+    /// Process manager for health-guardian (agents.md 6.1); `None` = the configured one.
     pub process_manager: Option<Arc<dyn crate::procman::ProcessManager>>,
 }
 
 /// What a run produced, for the CLI (`--json`) and the demo.
 #[derive(Debug, Clone)]
 pub struct RunReport {
+    /// The agent that ran.
     pub agent: AgentName,
     /// Exit code of agents.md 1.4.
     pub exit_code: i32,

@@ -18,39 +18,55 @@ pub const MAX_VALUE_BYTES: usize = 16 * 1024;
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MutationLine {
+    /// Always `"mutation"`.
     pub kind: &'static str,
+    /// The line's UUID v4; verification lines refer to it as `mutationId`.
     pub id: String,
     /// Start of the mutation (ISO).
     pub timestamp: String,
+    /// JSON `runId`: the run's UUID.
     pub run_id: String,
+    /// The acting agent's verbatim name (agents.md 1.1).
     pub agent: String,
+    /// Human description, as in `RemediationAction.action`.
     pub action: String,
     /// HTTP verb, `pm2 restart`, `SQL`, `FILE`, …
     pub method: String,
+    /// Entity kind acted on.
     pub target: String,
+    /// JSON `targetId`: id of the entity acted on.
     pub target_id: String,
     /// Fresh pre-write read (`null` for SQL).
     pub before: Value,
+    /// Whether the mutation succeeded; always `true` on dry-run lines.
     pub success: bool,
+    /// JSON `dryRun`: the mutation was only listed, not run (agents.md 1.5).
     pub dry_run: bool,
+    /// API mutations: the path including `/api/v1`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// API mutations: the request body (over 16 KiB → `{"truncated":true,"bytes":n}` on append).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<Value>,
+    /// API mutations: JSON `httpStatus`, the response's HTTP status code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
     /// Process-manager argv.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
+    /// SQL mutations: the statement.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statement: Option<String>,
     /// File path relative to the log dir.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// On success: the unwrapped response or post-state; never on dry-run lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
+    /// On failure: the error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Real runs: JSON `durationMs`, the mutation's duration in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
 }
@@ -99,14 +115,23 @@ impl MutationLine {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationLine {
+    /// Always `"verification"`.
     pub kind: &'static str,
+    /// The line's UUID v4.
     pub id: String,
+    /// Time of the verification (ISO timestamp).
     pub timestamp: String,
+    /// JSON `runId`: the run's UUID.
     pub run_id: String,
+    /// The verifying agent's verbatim name (agents.md 1.1).
     pub agent: String,
+    /// JSON `mutationId`: the `id` of the mutation line being verified.
     pub mutation_id: String,
+    /// Entity kind checked.
     pub target: String,
+    /// JSON `targetId`: id of the entity checked.
     pub target_id: String,
+    /// Whether the fix was confirmed.
     pub verified: bool,
     /// e.g. `status=archived`.
     pub detail: String,

@@ -43,11 +43,18 @@ pub fn quarantine(path: &Path) -> std::io::Result<PathBuf> {
 pub enum LockError {
     /// The deadline passed while another process held the lock.
     #[error("ops-state lock timeout after {waited_ms}ms (lock file: {path})")]
-    Timeout { waited_ms: u64, path: String },
+    Timeout {
+        /// Time spent trying, in milliseconds (≥ the caller's timeout, `OPS_LOCK_TIMEOUT_MS` for the state).
+        waited_ms: u64,
+        /// The lock file's path.
+        path: String,
+    },
     /// The lock file could not be created for another reason (permissions, missing directory, …).
     #[error("cannot create lock file {path}: {source}")]
     Io {
+        /// The lock file's path.
         path: String,
+        /// The underlying I/O error (create or token write).
         source: std::io::Error,
     },
 }

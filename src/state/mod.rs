@@ -23,16 +23,24 @@ pub use lock::{FileLock, LockError, atomic_write, lock_path_for, quarantine};
 /// State store failures (each makes the run exit 2 without writing, agents.md 1.4).
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
+    /// The state lock could not be taken: timeout or lock-file I/O (agents.md 4.2).
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The state file exists but cannot be read (or is not a regular file), or is corrupt and could not be
+    /// quarantined (agents.md 4.4).
     #[error("cannot read state file {path}: {source}")]
     Read {
+        /// The state file's path.
         path: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// Serialising or the atomic write failed; the old file stays (agents.md 4.5).
     #[error("cannot write state file {path}: {source}")]
     Write {
+        /// The state file's path.
         path: String,
+        /// The underlying I/O (or serialisation) error.
         source: std::io::Error,
     },
 }
@@ -40,8 +48,11 @@ pub enum StateError {
 /// Caps and retention of agents.md 4.7.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {
+    /// `OPS_MAX_INCIDENTS` (default 200): above it resolved incidents are evicted, oldest `resolvedAt` first.
     pub max_incidents: usize,
+    /// `OPS_MAX_REMEDIATIONS` (default 100): above it the oldest remediations by `timestamp` are evicted.
     pub max_remediations: usize,
+    /// `OPS_RESOLVED_RETENTION_HOURS` (default 24): resolved incidents older than this (by `resolvedAt`) are removed.
     pub resolved_retention_hours: u64,
 }
 
@@ -244,7 +255,7 @@ pub struct RunRecord {
     pub unexamined: HashSet<String>,
     /// Types of the agent's current catalogue; active incidents of other types are retired at a full write.
     pub catalogue: Vec<String>,
-    /// Suffix appended to the message of a swept incident, by id (e.g. ` — superseded by display_offline_persistent`).
+    /// Message suffix of a swept incident, by id (e.g. ` — superseded by display_offline_persistent`).
     pub resolve_suffix: HashMap<String, String>,
     /// The run's remediation actions.
     pub remediations: Vec<RemediationAction>,
