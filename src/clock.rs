@@ -25,6 +25,7 @@ impl Clock for SystemClock {
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl ManualClock {
+    /// A manual clock that reads `t` (UTC) until it is set or advanced.
     pub fn new(t: DateTime<Utc>) -> ManualClock {
         ManualClock(Mutex::new(t))
     }

@@ -290,7 +290,9 @@ pub fn parse_toml_file(path: &Path) -> Result<HashMap<String, String>, ConfigErr
 /// Which process manager health-guardian uses (agents.md 8.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessManagerKind {
+    /// `pm2` (the default): `pm2 jlist` / `pm2 restart|reload` run as `OPS_PM2_BIN` (agents.md 6.1.2, 6.1.3).
     Pm2,
+    /// `systemd`: `systemctl show|restart <unit>` run as `OPS_SYSTEMCTL_BIN` (agents.md 6.1.2, 6.1.3).
     Systemd,
     /// The demo's simulated services, restarted through the sandbox control API.
     Sandbox,
@@ -299,17 +301,27 @@ pub enum ProcessManagerKind {
 /// Backend of the host-wide rate budget (agents.md 5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimitBackend {
+    /// `memory`: sliding windows kept in this process only, not shared with other processes (agents.md 5.5).
     Memory,
+    /// `file`, and `auto` without `OPS_RATE_LIMIT_REDIS_URL`: `<state dir>/ops-ratelimit.json`, shared by the host's
+    /// processes under its own lock (agents.md 5.5).
     File,
+    /// `redis`, and `auto` with `OPS_RATE_LIMIT_REDIS_URL`: not available in this version, so
+    /// [`Config::from_source`] rejects it with a configuration error.
     Redis,
 }
 
 /// `SMTP_SECURE` (agents.md 7.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpSecurity {
+    /// `auto` (the default): implicit TLS on port 465; else STARTTLS, required when `SMTP_USER` is set and used when
+    /// offered otherwise (agents.md 7.3).
     Auto,
+    /// `tls` (or `true`): implicit TLS from the first byte.
     Tls,
+    /// `starttls`: STARTTLS required; a server that does not offer it fails the delivery.
     StartTls,
+    /// `none` (or `false`): plain text, for local test servers.
     None,
 }
 
@@ -318,46 +330,98 @@ pub enum SmtpSecurity {
 pub struct ApiConfig {
     /// API origin, e.g. `http://localhost:3000` (a path is ignored).
     pub base_url: String,
+    /// Login e-mail: `OPS_EMAIL`, else `VALIDATOR_EMAIL`; empty counts as unset. `None` → a run that needs
+    /// the API fails with `no API credentials`, exit 2 (agents.md 5.2).
     pub email: Option<String>,
+    /// Login password: `OPS_PASSWORD`, else `VALIDATOR_PASSWORD` (empty = unset); a secret registered with
+    /// the redactor (agents.md 5.2, 5.9). `None` as for `email`.
     pub password: Option<String>,
+    /// `OPS_HTTP_CONNECT_TIMEOUT_MS` (default 5 000 ms, 1..=600 000): connect timeout of the API client and of the
+    /// run's shared HTTP client (agents.md 5.6).
     pub connect_timeout: Duration,
+    /// `OPS_HTTP_TIMEOUT_MS` (default 30 000 ms): one API request, body included (agents.md 5.6).
     pub request_timeout: Duration,
+    /// `OPS_PROBE_TIMEOUT_MS` (default 5 000 ms): each health, edge and thumbnail probe and each dead-man
+    /// heartbeat (agents.md 5.6, 7.8).
     pub probe_timeout: Duration,
+    /// `OPS_NOTIFY_TIMEOUT_MS` (default 10 000 ms): Slack, SMTP, dashboard push and logout
+    /// (agents.md 5.6).
     pub notify_timeout: Duration,
+    /// `OPS_HTTP_RETRIES` (default 3, 0..=10): retries of idempotent API requests on transport errors,
+    /// timeouts, 5xx and 429 (agents.md 5.6).
     pub retries: u32,
+    /// `OPS_MAX_LIST_ITEMS` (default 100 000): items after which a page walk stops, incomplete
+    /// (agents.md 5.4).
     pub max_list_items: usize,
+    /// `OPS_RATE_PER_SECOND` (default 10): host-wide API requests per sliding second (agents.md 5.5).
     pub rate_per_second: u32,
+    /// `OPS_RATE_PER_MINUTE` (default 100): host-wide API requests per sliding minute (agents.md 5.5).
     pub rate_per_minute: u32,
+    /// `OPS_RATE_PER_HOUR` (default 1 000): host-wide API requests per sliding hour (agents.md 5.5).
     pub rate_per_hour: u32,
+    /// `OPS_LOGINS_PER_MINUTE` (default 5): host-wide logins per sliding minute (agents.md 5.5).
     pub logins_per_minute: u32,
+    /// `OPS_RATE_LIMIT_BACKEND` (`auto` default, `memory`, `file`, `redis`): where the rate budget is kept
+    /// (agents.md 5.5).
     pub rate_backend: RateLimitBackend,
+    /// `OPS_RATE_LIMIT_REDIS_URL` (`redis://` or `rediss://`, a secret); `None` when unset.
     pub rate_redis_url: Option<String>,
 }
 
 /// health-guardian settings (agents.md 8.4).
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
+    /// `OPS_PROCESS_MANAGER`: `pm2` (default), `systemd` or `sandbox` (the demo).
     pub process_manager: ProcessManagerKind,
+    /// `OPS_PM2_BIN` (default `pm2`, found on `PATH`): program run for PM2 commands, from an argv
+    /// (agents.md 1.6).
     pub pm2_bin: String,
+    /// `OPS_SYSTEMCTL_BIN` (default `systemctl`, found on `PATH`).
     pub systemctl_bin: String,
+    /// `OPS_PM2_TIMEOUT_S` (default 30 s, 1..=3600): `pm2 restart|reload` and `systemctl` commands
+    /// (agents.md 5.6).
     pub pm2_timeout: Duration,
+    /// `OPS_PM2_JLIST_TIMEOUT_S` (default 15 s, 1..=3600): `pm2 jlist` (agents.md 5.6).
     pub pm2_jlist_timeout: Duration,
     /// service key (`middleware`, `realtime`, `web`) → PM2 app name.
     pub pm2_apps: BTreeMap<String, String>,
     /// service key → systemd unit.
     pub systemd_units: BTreeMap<String, String>,
+    /// `OPS_MIDDLEWARE_PROBE_URL` (default `http://127.0.0.1:3000/api/v1/health/ready`); loopback
+    /// only, any other host is a configuration error (agents.md 6.1).
     pub middleware_probe_url: String,
+    /// `OPS_REALTIME_PROBE_URL` (default `http://127.0.0.1:3002/api/health/ready`); loopback only
+    /// (agents.md 6.1).
     pub realtime_probe_url: String,
+    /// `OPS_WEB_PROBE_URL` (default `http://127.0.0.1:3001/`); loopback only (agents.md 6.1).
     pub web_probe_url: String,
+    /// `OPS_PROBE_CONFIRM_S` (default 5 s, 0..=600): wait before a failed probe is repeated
+    /// (agents.md 6.1.1).
     pub probe_confirm_s: u64,
+    /// `OPS_ECOSYSTEM_FILE` (default `<root>/ecosystem.config.js`): PM2 ecosystem file read for
+    /// memory limits jlist does not report (agents.md 6.1.2).
     pub ecosystem_file: PathBuf,
+    /// `OPS_NODE_BIN` (default `node`): program that reads the ecosystem file (agents.md 6.1).
     pub node_bin: String,
+    /// `OPS_MEMORY_THRESHOLD_PCT` (default 85, percent 0–100): a process using more than this
+    /// share of its memory limit is `high-memory` (agents.md 6.1.2).
     pub memory_threshold_pct: f64,
+    /// `OPS_HOST_MEMORY_THRESHOLD_PCT` (default 85, percent 0–100): host memory use above
+    /// it is `host-memory-high` (agents.md 6.1.2).
     pub host_memory_threshold_pct: f64,
+    /// `OPS_RESTART_COOLDOWN_S` (default 30 s, 0..=3600): wait after the run's commands before
+    /// re-probing (agents.md 6.1.3).
     pub restart_cooldown_s: u64,
+    /// `OPS_RESTART_BACKOFF_BASE_S` (default 30 s): base of the restart backoff
+    /// `min(base × 2^n, cap)` (agents.md 6.1.3).
     pub restart_backoff_base_s: u64,
+    /// `OPS_RESTART_BACKOFF_CAP_S` (default 600 s): cap of the restart backoff (agents.md 6.1.3).
     pub restart_backoff_cap_s: u64,
+    /// `OPS_RESTART_MAX_ATTEMPTS` (default 2, 1..=100): attempts after which an incident is
+    /// escalated (agents.md 6.1.3).
     pub restart_max_attempts: u32,
+    /// `OPS_BACKOFF_RESET_MINUTES` (default 30 min): an incident resolved less than this ago
+    /// continues its episode and backoff (agents.md 2.5, 6.1.3).
     pub backoff_reset_minutes: u64,
     /// `WEB_URL` when http(s) with a non-loopback host (edge watch), else `None`.
     pub edge_url: Option<String>,
@@ -370,47 +434,105 @@ pub struct HealthConfig {
 /// content-lifecycle, fleet-manager and schedule-doctor settings (agents.md 8.5).
 #[derive(Debug, Clone)]
 pub struct EntityConfig {
+    /// `OPS_ORPHAN_MIN_AGE_DAYS` (default 30 days): minimum `createdAt` age of an orphan
+    /// candidate (agents.md 6.2.4).
     pub orphan_min_age_days: u64,
+    /// `OPS_MAX_ARCHIVES_PER_RUN` (default 100): orphan candidates processed per run; the rest
+    /// are deferred (agents.md 6.2.4).
     pub max_archives_per_run: usize,
+    /// `OPS_STORAGE_WARN_PCT` (default 80, percent 0–100): storage use above it is a warning
+    /// `storage_high` (agents.md 6.2.5).
     pub storage_warn_pct: f64,
+    /// `OPS_STORAGE_CRITICAL_PCT` (default 90, percent, not below the warning level): above it
+    /// `storage_high` is critical and archiving starts (agents.md 6.2.5).
     pub storage_critical_pct: f64,
+    /// `OPS_STORAGE_MAX_ARCHIVES_PER_RUN` (default 100): archives per run to relieve
+    /// critical storage (agents.md 6.2.5).
     pub storage_max_archives_per_run: usize,
+    /// `OPS_STORAGE_ARCHIVE_MIN_AGE_DAYS` (default 7 days): minimum age of content
+    /// archived for storage (agents.md 6.2.5).
     pub storage_archive_min_age_days: u64,
+    /// `OPS_CONTENT_DETAIL_READS_PER_RUN` (default 100): content detail reads per run
+    /// that refresh the detail cache (agents.md 6.2.1).
     pub content_detail_reads_per_run: usize,
+    /// `OPS_THUMBNAIL_PROBES_PER_RUN` (default 100): thumbnail probes per run
+    /// (agents.md 6.2.3).
     pub thumbnail_probes_per_run: usize,
+    /// `OPS_THUMBNAIL_RECHECK_HOURS` (default 24 h): a cached result for the same URL
+    /// younger than this is reused, not re-probed (agents.md 6.2.3).
     pub thumbnail_recheck_hours: u64,
     /// Oversized threshold in bytes (`OPS_MAX_FILE_SIZE_MB` × 1 048 576).
     pub max_file_size_bytes: u64,
+    /// `MINIO_BUCKET` (default `vizora-assets`): bucket of `minio://<key>` thumbnails (agents.md 6.2.3).
     pub minio_bucket: String,
+    /// `OPS_OFFLINE_MINUTES` (default 15 min): heartbeat age from which a paired display is offline
+    /// (agents.md 6.0, 6.3.1).
     pub offline_minutes: u64,
+    /// `OPS_PERSISTENT_OFFLINE_MINUTES` (default 60 min, greater than `offline_minutes`):
+    /// age from which offline is persistent: escalated, no command (agents.md 6.3.1).
     pub persistent_offline_minutes: u64,
+    /// `OPS_RECONNECT_VERIFY_S` (default 60 s, 0..=3600): wait after a reload command before
+    /// checking the reconnection (agents.md 6.3.3).
     pub reconnect_verify_s: u64,
+    /// `OPS_FLEET_COMMANDS_PER_MINUTE` (default 10): fleet commands in any 60 s
+    /// (agents.md 6.3.3).
     pub fleet_commands_per_minute: usize,
+    /// `OPS_FLEET_MAX_COMMANDS_PER_RUN` (default 20): fleet commands per run
+    /// (agents.md 6.3.3).
     pub fleet_max_commands_per_run: usize,
+    /// `OPS_FLEET_MAX_COMMANDS_PER_EPISODE` (default 2): reloads per offline episode
+    /// (agents.md 6.3.3).
     pub fleet_max_commands_per_episode: u32,
+    /// `OPS_FLEET_DISPLAY_COOLDOWN_MINUTES` (default 30 min): at most one reload per
+    /// display per this period, across episodes (agents.md 6.3.3).
     pub fleet_display_cooldown_minutes: u64,
+    /// `OPS_LOCATION_MIN_DISPLAYS` (default 3): enabled paired displays a location needs, all
+    /// offline, for `location_offline` (agents.md 6.3.2).
     pub location_min_displays: usize,
+    /// `OPS_FALLBACK_PLAYLIST_ID`: last-resort fallback playlist id; `None` when unset
+    /// (agents.md 6.4.1).
     pub fallback_playlist_id: Option<String>,
+    /// `OPS_OVERLAP_MAX_COMPARISONS` (default 50): overlap comparisons per schedule
+    /// (agents.md 6.4.3).
     pub overlap_max_comparisons: usize,
 }
 
 /// ops-reporter and alerting settings (agents.md 8.6, 7.8).
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
+    /// `SLACK_WEBHOOK_URL` (http(s), a secret; only its host is ever printed); `None` → no Slack
+    /// (agents.md 7.1, 7.2).
     pub slack_webhook_url: Option<String>,
+    /// `SMTP_HOST`; `None` → no e-mail digest (agents.md 7.3).
     pub smtp_host: Option<String>,
+    /// `SMTP_PORT` (default 587, 1..=65535) (agents.md 7.3).
     pub smtp_port: u16,
+    /// `SMTP_SECURE` (default `auto`) (agents.md 7.3).
     pub smtp_secure: SmtpSecurity,
+    /// `SMTP_USER`; SMTP authentication only when set (agents.md 7.3).
     pub smtp_user: Option<String>,
+    /// `SMTP_PASS`, else legacy `SMTP_PASSWORD`; a secret (agents.md 7.3, 5.9).
     pub smtp_pass: Option<String>,
+    /// `SMTP_FROM` (default `vizora-ops@vizora.cloud`): sender of the digest (agents.md 7.3).
     pub smtp_from: String,
     /// `OPS_ALERT_EMAIL`, else `SMTP_TO` (comma lists); empty → e-mail disabled with a WARNING.
     pub recipients: Vec<String>,
+    /// `OPS_ALERT_DEDUP_MINUTES` (default 60 min): an alerted critical incident is alert-worthy again
+    /// after this while the status is CRITICAL (agents.md 7.5).
     pub dedup_minutes: u64,
+    /// `OPS_CRITICAL_REALERT_MINUTES` (default 60 min): interval of repeated CRITICAL
+    /// status alerts (agents.md 7.5).
     pub critical_realert_minutes: u64,
+    /// `OPS_NOTIFY_FIXES` (default true): Slack fix notifications on (agents.md 7.6).
     pub notify_fixes: bool,
+    /// `OPS_DASHBOARD_MAX_BYTES` (default 90 000 bytes, 1 000..=100 000 000): the dashboard
+    /// push payload is trimmed below it (agents.md 7.4).
     pub dashboard_max_bytes: usize,
+    /// `OPS_SERVER_URL`: own ops server that also receives the dashboard push; `None` → not pushed
+    /// (agents.md 7.4).
     pub ops_server_url: Option<String>,
+    /// `OPS_API_TOKEN`: bearer token of that push, a secret; `None` with a URL set → push skipped
+    /// with a WARNING (agents.md 7.4).
     pub ops_api_token: Option<String>,
     /// agent → SLA minutes (agents.md 6.5.2).
     pub sla_minutes: BTreeMap<AgentName, u64>,
@@ -423,56 +545,123 @@ pub struct AlertConfig {
 /// db-maintainer settings (agents.md 8.7, 8.8).
 #[derive(Debug, Clone)]
 pub struct DbConfig {
+    /// `DATABASE_URL` (`postgres://` or `postgresql://`, a secret); `None` → `db-not-configured`
+    /// (agents.md 6.6.1).
     pub database_url: Option<String>,
+    /// `REDIS_URL` (default `redis://localhost:6379`; `redis` or `rediss`), a secret (agents.md 6.6.4).
     pub redis_url: String,
+    /// `OPS_VACUUM_TABLES`: physical tables to VACUUM (ANALYZE), plain SQL identifiers; default the
+    /// seven of agents.md 6.6.2.
     pub vacuum_tables: Vec<String>,
+    /// `OPS_REINDEX_INDEXES`: indexes to REINDEX CONCURRENTLY, plain SQL identifiers; default the
+    /// twelve of agents.md 6.6.3.
     pub reindex_indexes: Vec<String>,
+    /// `OPS_REINDEX_TABLES` (default empty): tables to REINDEX CONCURRENTLY (agents.md 6.6.3).
     pub reindex_tables: Vec<String>,
+    /// `OPS_DB_LOCK_TIMEOUT_S` (default 30 s): `lock_timeout` set before every VACUUM and REINDEX
+    /// (agents.md 6.6.1).
     pub lock_timeout_s: u64,
+    /// `OPS_DB_STATEMENT_TIMEOUT_S` (default 1 800 s): the session's `statement_timeout`
+    /// (agents.md 6.6.1).
     pub statement_timeout_s: u64,
+    /// `OPS_REDIS_SCAN_MAX_KEYS` (default 100 000): keys after which the SCAN pass stops
+    /// (agents.md 6.6.4).
     pub redis_scan_max_keys: u64,
+    /// `OPS_REDIS_MEMORY_WARN_PCT` (default 85, percent 0–100): `used_memory` above this share
+    /// of `maxmemory` is `redis-memory-high` (agents.md 6.6.4).
     pub redis_memory_warn_pct: f64,
+    /// `OPS_PM2_LOG_DIR` (default the log dir): directory whose `*.log` files are rotated
+    /// (agents.md 6.6.5).
     pub pm2_log_dir: PathBuf,
+    /// `OPS_LOG_ROTATE_DAYS` (default 7 days): a log is due when its newest archive is older
+    /// (agents.md 6.6.5).
     pub log_rotate_days: u64,
+    /// `OPS_LOG_TAIL_BYTES` (default 1 048 576 bytes): logs at or below it never rotate; the tail kept
+    /// after a rotation (agents.md 6.6.5).
     pub log_tail_bytes: u64,
+    /// `OPS_LOG_MAX_BYTES` (default 52 428 800 bytes): a log above it rotates whatever its age
+    /// (agents.md 6.6.5).
     pub log_max_bytes: u64,
+    /// `OPS_AUDIT_MAX_BYTES` (default 52 428 800 bytes): the audit log above it is archived
+    /// (agents.md 4.8, 6.6.5).
     pub audit_max_bytes: u64,
     /// Raw backup locations (validated by db-maintainer, where a malformed one is an incident, not a config error).
     pub backup_locations: Vec<String>,
+    /// `OPS_BACKUP_S3_ENDPOINT` (http(s)); `None` → the AWS default endpoint (agents.md 6.6.7).
     pub backup_s3_endpoint: Option<String>,
+    /// `OPS_BACKUP_MAX_AGE_HOURS` (default 24 h): a newest backup older than this is
+    /// `backup-stale` (agents.md 6.6.7).
     pub backup_max_age_hours: u64,
+    /// `OPS_BACKUP_PATTERN`: optional glob that backup file names must match; `None` → every file
+    /// (agents.md 6.6.7).
     pub backup_pattern: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`: access key for listing S3 backups (agents.md 6.6.7).
     pub aws_access_key: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`: its secret key, a secret (agents.md 6.6.7, 5.9).
     pub aws_secret_key: Option<String>,
+    /// `AWS_REGION` (default `us-east-1`): region of the backup listing (agents.md 6.6.7).
     pub aws_region: String,
+    /// `OPS_S3_ENDPOINT`, else `http(s)://<MINIO_ENDPOINT>:<MINIO_PORT>` (`MINIO_USE_SSL`); `None` → S3
+    /// features off: bucket usage and `minio://` thumbnails (agents.md 8.8).
     pub s3_endpoint: Option<String>,
+    /// `OPS_S3_ACCESS_KEY`, else `MINIO_ACCESS_KEY`, else `AWS_ACCESS_KEY_ID` (agents.md 8.8).
     pub s3_access_key: Option<String>,
+    /// `OPS_S3_SECRET_KEY`, else `MINIO_SECRET_KEY`, else `AWS_SECRET_ACCESS_KEY`; a secret
+    /// (agents.md 8.8).
     pub s3_secret_key: Option<String>,
+    /// `OPS_S3_REGION` (default `us-east-1`) (agents.md 8.8).
     pub s3_region: String,
+    /// `OPS_S3_BUCKETS` (comma list); `None` when unset or empty → every bucket `ListBuckets` returns
+    /// (agents.md 6.6.6).
     pub s3_buckets: Option<Vec<String>>,
+    /// `OPS_S3_WARN_BYTES` (bytes): a bucket above it is `bucket-size-high`; `None` → no size verdict
+    /// (agents.md 6.6.6).
     pub s3_warn_bytes: Option<u64>,
 }
 
 /// The validated configuration of one process.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `OPS_ROOT_DIR`, else the default root (the working directory for [`Config::load`]): base of the
+    /// defaults and of `.env` (agents.md 8.1).
     pub root_dir: PathBuf,
+    /// `OPS_LOG_DIR` (default `<root>/logs`): default home of the state file and of the logs to rotate
+    /// (agents.md 8.2).
     pub log_dir: PathBuf,
+    /// `OPS_STATE_FILE` (default `<log dir>/ops-state.json`), which must name a file; its directory is
+    /// the state dir (agents.md 4.1).
     pub state_file: PathBuf,
+    /// `OPS_AUDIT_FILE` (default `<state dir>/ops-audit.jsonl`), which must name a file (agents.md 4.8).
     pub audit_file: PathBuf,
+    /// `OPS_LOCK_TIMEOUT_MS` (default 5 000 ms, 1..=600 000): deadline for the state lock and the
+    /// outbox and cache locks (agents.md 4.2).
     pub lock_timeout_ms: u64,
+    /// `OPS_MAX_INCIDENTS` (default 200): incident cap of the state file (agents.md 4.7).
     pub max_incidents: usize,
+    /// `OPS_MAX_REMEDIATIONS` (default 100): cap of `recentRemediations` (agents.md 4.7).
     pub max_remediations: usize,
+    /// `OPS_RESOLVED_RETENTION_HOURS` (default 24 h): resolved incidents older than this
+    /// (by `resolvedAt`) are pruned (agents.md 4.7).
     pub resolved_retention_hours: u64,
+    /// `OPS_DRY_RUN` (default false); `--dry-run` turns dry run on as well (agents.md 1.5).
     pub dry_run: bool,
+    /// `OPS_AGENTS` (comma list; unset or empty → all six): the enabled agents; an unknown name is a
+    /// configuration error (agents.md 8.2).
     pub agents: Vec<AgentName>,
     /// agent → run deadline in seconds (agents.md 1.2).
     pub deadlines_s: BTreeMap<AgentName, u64>,
+    /// `OPS_WINDOW_TOLERANCE_S` (default 120 s, 0..=86 400): early margin of every
+    /// "at least N since" window (agents.md 1.1).
     pub window_tolerance_s: i64,
+    /// API client settings (agents.md 8.3).
     pub api: ApiConfig,
+    /// health-guardian settings (agents.md 8.4).
     pub health: HealthConfig,
+    /// content-lifecycle, fleet-manager and schedule-doctor settings (agents.md 8.5).
     pub entity: EntityConfig,
+    /// ops-reporter and alerting settings (agents.md 8.6).
     pub alert: AlertConfig,
+    /// db-maintainer and S3 settings (agents.md 8.7, 8.8).
     pub db: DbConfig,
     /// The built-in demo (`OPS_DEMO`, set only by `vizora-ops demo`): no real database, Redis or bucket is contacted.
     pub demo: bool,

@@ -21,8 +21,11 @@ pub fn set_quiet(on: bool) {
 /// Log level of agents.md 1.5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Written as `INFO`: normal progress, findings and the run's summary line.
     Info,
+    /// Written as `WARNING`: something is off but the run continues.
     Warning,
+    /// Written as `ERROR`: something failed, e.g. the fatal reason of a run that exits 2.
     Error,
 }
 
