@@ -28,8 +28,11 @@ pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// configuration at send time).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EmailDigest {
+    /// `[Vizora Ops] <STATUS> — <c> critical, <w> warning(s)` ([`subject()`]).
     pub subject: String,
+    /// The `text/plain` part, redacted (agents.md 5.9).
     pub text: String,
+    /// The `text/html` part: interpolated text HTML-escaped ([`html_escape`]), then redacted.
     pub html: String,
 }
 
@@ -213,13 +216,19 @@ pub fn build_digest(
 /// SMTP settings of one send (agents.md 7.3, 8.6).
 #[derive(Clone)]
 pub struct SmtpSettings {
+    /// SMTP server host name (`SMTP_HOST`); also the TLS server name.
     pub host: String,
+    /// SMTP port (`SMTP_PORT`, 587); 465 means implicit TLS under `SMTP_SECURE=auto`.
     pub port: u16,
+    /// Transport security (`SMTP_SECURE`: `auto`, `tls`, `starttls`, `none`).
     pub security: SmtpSecurity,
     /// AUTH is attempted only when set.
     pub user: Option<String>,
+    /// AUTH password (`SMTP_PASS`, legacy `SMTP_PASSWORD`); secret: masked in `Debug`, scrubbed from reasons.
     pub pass: Option<String>,
+    /// Sender address (`SMTP_FROM`, `vizora-ops@vizora.cloud`); unparseable → the send is dropped.
     pub from: String,
+    /// Recipients (`OPS_ALERT_EMAIL`, else `SMTP_TO`; non-empty from `from_config`); an unparseable one → dropped.
     pub recipients: Vec<String>,
     /// Per command and for the whole send; [`SMTP_TIMEOUT`] by default.
     pub timeout: Duration,

@@ -62,8 +62,11 @@ impl DeliveryOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IncidentRef {
+    /// Incident id (`<agent>:<type>:<targetId>`, agents.md 2.2); JSON `id`.
     pub id: String,
+    /// Severity the message showed, written to `alertedSeverity` on delivery; JSON `severity`.
     pub severity: Severity,
+    /// Status the message showed (e.g. `open`, `escalated`), written to `alertedStatus` on delivery; JSON `status`.
     pub status: IncidentStatus,
 }
 
@@ -148,9 +151,13 @@ pub struct InlineOutcome {
 /// One delivery attempt made by [`Alerter::deliver_status`] or [`Alerter::retry_queued`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptResult {
+    /// Id (UUID) of the outbox entry attempted ([`OutboxEntry::id`]).
     pub entry_id: String,
+    /// Channel the attempt went to.
     pub channel: Channel,
+    /// Status alert or inline message.
     pub kind: EntryKind,
+    /// The classified result (agents.md 7.2, 7.3), recorded in the outbox (7.7) when the entry was queued.
     pub outcome: DeliveryOutcome,
 }
 

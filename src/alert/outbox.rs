@@ -39,7 +39,9 @@ pub const CH_OPS_SERVER: &str = "opsServer";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
+    /// The Slack incoming webhook (agents.md 7.2); JSON `"slack"`.
     Slack,
+    /// The SMTP e-mail digest (agents.md 7.3); JSON `"email"`.
     Email,
 }
 
@@ -57,7 +59,9 @@ impl Channel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
+    /// The reporter's status (or recovery) alert or e-mail digest; a newer one supersedes it (7.7). JSON `"status"`.
     Status,
+    /// An agent's inline alert or fix notification (7.6), Slack only; never superseded. JSON `"inline"`.
     Inline,
 }
 
@@ -66,17 +70,26 @@ pub enum EntryKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEntry {
+    /// Entry id (UUID v4); JSON `id`.
     pub id: String,
+    /// When the message was queued, ISO-8601 UTC (agents.md 1.1); JSON `createdAt`. Retry order and the 24 h limit.
     pub created_at: String,
+    /// Channel to deliver on; JSON `channel`.
     pub channel: Channel,
+    /// Status or inline message; JSON `kind`.
     pub kind: EntryKind,
+    /// The redacted message: Slack webhook JSON, or a serialised `EmailDigest`; JSON `payload`.
     pub payload: Value,
+    /// Incidents to stamp when the message is delivered (absent = none); JSON `incidentRefs`.
     #[serde(default)]
     pub incident_refs: Vec<IncidentRef>,
+    /// Failed delivery attempts so far (absent = 0); JSON `attempts`.
     #[serde(default)]
     pub attempts: u32,
+    /// Time of the last failed attempt, ISO-8601 UTC; `None` before any; JSON `lastAttemptAt`.
     #[serde(default)]
     pub last_attempt_at: Option<String>,
+    /// Redacted reason of the last failed attempt; `None` before any; JSON `lastError`.
     #[serde(default)]
     pub last_error: Option<String>,
     /// Unknown fields from other writers, kept.
@@ -112,10 +125,13 @@ impl OutboxEntry {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelRecord {
+    /// Last successful delivery or push, ISO-8601 UTC; `None` = never; JSON `lastOkAt`.
     #[serde(default)]
     pub last_ok_at: Option<String>,
+    /// Last failure (retry or drop), ISO-8601 UTC; `None` = never; JSON `lastErrorAt`.
     #[serde(default)]
     pub last_error_at: Option<String>,
+    /// Redacted reason of the last failure; JSON `lastError`.
     #[serde(default)]
     pub last_error: Option<String>,
 }
@@ -137,8 +153,11 @@ impl ChannelRecord {
 /// The `ops-outbox.json` document (agents.md 7.7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxFile {
+    /// Format version, always 1 (another value makes the file corrupt).
     pub version: u32,
+    /// Queued, undelivered messages (at most [`MAX_ENTRIES`], none older than [`MAX_AGE_HOURS`] after a write).
     pub entries: Vec<OutboxEntry>,
+    /// Last outcome per channel key ([`CH_SLACK`], [`CH_EMAIL`], [`CH_DASHBOARD`], [`CH_OPS_SERVER`]).
     pub channels: BTreeMap<String, ChannelRecord>,
 }
 
@@ -293,16 +312,23 @@ fn oldest_index(entries: &[OutboxEntry], kind: Option<EntryKind>) -> Option<usiz
 /// Outbox failures. Each leaves the file as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum OutboxError {
+    /// `<outbox>.lock` could not be taken within the lock timeout, or could not be created.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The outbox exists but could not be read (a missing file reads as empty; a corrupt one is quarantined).
     #[error("cannot read outbox {path}: {source}")]
     Read {
+        /// The outbox path.
         path: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The updated outbox could not be serialised or written atomically.
     #[error("cannot write outbox {path}: {source}")]
     Write {
+        /// The outbox path.
         path: String,
+        /// The underlying I/O error (a serialisation failure is wrapped as `ErrorKind::Other`).
         source: std::io::Error,
     },
 }

@@ -213,6 +213,7 @@ pub struct StatusAlert<'a> {
     pub verified_fixes_24h: usize,
     /// Host name shown in the footer.
     pub host: &'a str,
+    /// The run's time: every attachment's `ts` (epoch seconds).
     pub now: DateTime<Utc>,
 }
 

@@ -12,15 +12,20 @@ use std::time::{Duration, Instant};
 /// Limits of the budget (requests per window; logins per minute).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// Requests in any sliding 1 s window (`OPS_RATE_PER_SECOND`, 10; agents.md 5.5).
     pub per_second: u32,
+    /// Requests in any sliding 60 s window (`OPS_RATE_PER_MINUTE`, 100).
     pub per_minute: u32,
+    /// Requests in any sliding 3 600 s window (`OPS_RATE_PER_HOUR`, 1000).
     pub per_hour: u32,
+    /// Logins in any sliding 60 s window (`OPS_LOGINS_PER_MINUTE`, 5), on top of the request windows.
     pub logins_per_minute: u32,
 }
 
 /// What is being admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
+    /// Any other request to the API origin (logouts, probes of `/api/` paths included): the request windows only.
     Request,
     /// A login: counts as a request and against the login window.
     Login,

@@ -25,76 +25,117 @@ pub enum ApiError {
     /// Connect/TLS/reset/timeout, after retries.
     #[error("API transport error {method} {path}: {cause}")]
     Transport {
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// The failure: `timeout after <ms> ms`, or the HTTP library's connect/TLS/reset error text.
         cause: String,
     },
     /// 5xx after retries.
     #[error("API {status} {method} {path}: {message}")]
     Server {
+        /// The 5xx status code of the last attempt.
         status: u16,
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// The error body's `message` (agents.md 5.3: array joined with "; ", else the first 500 characters), redacted.
         message: String,
     },
     /// 429 that could not be waited out.
     #[error("API 429 {method} {path}: {message}")]
     RateLimited {
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// The error body's `message` (agents.md 5.3: array joined with "; ", else the first 500 characters), redacted.
         message: String,
     },
     /// 401 (after the single re-login).
     #[error("API 401 {method} {path}: {message}")]
     Unauthorized {
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// The error body's `message` (agents.md 5.3: array joined with "; ", else the first 500 characters), redacted.
         message: String,
     },
     /// 403: role, subscription or CSRF.
     #[error("API 403 {method} {path}: {message}")]
     Forbidden {
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// The error body's `message` (agents.md 5.3: array joined with "; ", else the first 500 characters), redacted.
         message: String,
     },
     /// 404 not starting with `Cannot `: the entity is gone.
     #[error("API 404 {method} {path}: {message}")]
     NotFound {
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// The error body's `message` (agents.md 5.3: array joined with "; ", else the first 500 characters), redacted.
         message: String,
     },
     /// 404 `Cannot <METHOD> …` or 405: the route is missing (contract drift).
     #[error("API {status} {method} {path}: {message}")]
     RouteMissing {
+        /// 404 (body `Cannot <METHOD> …`) or 405.
         status: u16,
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// The error body's message, e.g. `Cannot POST /api/v1/content/x/archive`, redacted.
         message: String,
     },
     /// 400, 409, 413 and other 4xx.
     #[error("API {status} {method} {path}: {message}")]
     Rejected {
+        /// The 4xx status code (400, 409, 413, …; not 401/403/404/405/429).
         status: u16,
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// The error body's `message` (agents.md 5.3: array joined with "; ", else the first 500 characters), redacted.
         message: String,
     },
     /// 2xx with an unparseable or unexpected body.
     #[error("API {status} {method} {path}: unexpected response body ({message})")]
     BadShape {
+        /// The 2xx status code of the answer.
         status: u16,
+        /// HTTP method of the request (`GET`, `POST`, `PATCH`).
         method: String,
+        /// Request path under the origin, query included (e.g. `/api/v1/content?page=2&limit=100`).
         path: String,
+        /// What was wrong with the body, e.g. `malformed JSON: <parser error>`.
         message: String,
     },
     /// A list answered in an unknown shape (fatal, never an empty list; agents.md 5.4).
     #[error("API {path}: unrecognised list shape ({detail})")]
-    UnrecognisedListShape { path: String, detail: String },
+    UnrecognisedListShape {
+        /// The list route being walked (without the `page`/`limit` query).
+        path: String,
+        /// Which page, and what it held instead of a `data`/`items` array or a bare array.
+        detail: String,
+    },
     /// The local budget or the deadline does not allow the request (deferred, not examined).
     #[error("API budget exhausted before the run deadline ({method} {path})")]
-    BudgetExhausted { method: String, path: String },
+    BudgetExhausted {
+        /// HTTP method of the request that was not sent.
+        method: String,
+        /// Request path under the origin, query included, that was not sent.
+        path: String,
+    },
     /// No credentials configured.
     #[error(
         "FATAL: no API credentials (set OPS_EMAIL/OPS_PASSWORD or VALIDATOR_EMAIL/VALIDATOR_PASSWORD)"
@@ -192,10 +233,13 @@ pub struct MutationRequest {
     pub action: String,
     /// Entity kind (`content`, `display`, `schedule`, `playlist`).
     pub target: String,
+    /// Id of the target entity (audit `targetId`, RemediationAction `targetId`).
     pub target_id: String,
+    /// HTTP method of the write (`POST` or `PATCH`; the client has no DELETE, agents.md 5.1).
     pub method: Method,
     /// Path under the origin, including `/api/v1`.
     pub path: String,
+    /// JSON request body, sent as is; its top-level keys are also kept in the state's `before`/`after` projections.
     pub body: Value,
     /// Path of the fresh `before` read.
     pub before_path: String,
@@ -260,9 +304,14 @@ pub enum MutationStatus {
 /// skipped or pre-read failures).
 #[derive(Debug, Clone)]
 pub struct MutationOutcome {
+    /// What happened to the write.
     pub status: MutationStatus,
+    /// The fresh `before` read (unwrapped entity JSON); `None` when the route drifted or the read failed or was 404.
     pub before: Option<Value>,
+    /// Id (UUID) of the audit line written for this mutation (also for dry runs); `None` when nothing was audited.
     pub audit_id: Option<String>,
+    /// The RemediationAction recorded for a sent write (success or failure, `verified: None`), with `before`/`after`
+    /// projections (agents.md 2.3, 5.8); `None` unless the write was sent.
     pub action: Option<RemediationAction>,
 }
 
@@ -333,16 +382,27 @@ struct Session {
 /// Settings of one client.
 #[derive(Clone)]
 pub struct ClientOptions {
+    /// API origin (`VALIDATOR_BASE_URL`, e.g. `http://localhost:3000`); request paths carry `/api/v1` (agents.md 5.1).
     pub base_url: String,
+    /// Login e-mail (`OPS_EMAIL`, else `VALIDATOR_EMAIL`); `None` → [`ApiError::NoCredentials`] at login (5.2).
     pub email: Option<String>,
+    /// Login password (`OPS_PASSWORD`, else `VALIDATOR_PASSWORD`); secret, never logged; `None` → `NoCredentials`.
     pub password: Option<String>,
+    /// Agent name, shown in the `User-Agent` (`vizora-ops/<version> (<agent>)`) and written to audit lines.
     pub agent: String,
+    /// Run id written to audit lines and RemediationActions.
     pub run_id: String,
+    /// TCP/TLS connect timeout (`OPS_HTTP_CONNECT_TIMEOUT_MS`, 5 s; agents.md 5.6).
     pub connect_timeout: Duration,
+    /// Whole-request timeout, body included (`OPS_HTTP_TIMEOUT_MS`, 30 s; agents.md 5.6); capped by the deadline.
     pub request_timeout: Duration,
+    /// Logout timeout (`OPS_NOTIFY_TIMEOUT_MS`, 10 s; agents.md 5.6).
     pub notify_timeout: Duration,
+    /// Retries after the first attempt for idempotent requests and 429 waits (`OPS_HTTP_RETRIES`, 3; agents.md 5.6).
     pub retries: u32,
+    /// Items after which a page walk stops, incomplete (`OPS_MAX_LIST_ITEMS`, 100 000; agents.md 5.4).
     pub max_list_items: usize,
+    /// Dry run (agents.md 1.5): [`VizoraApi::mutate`] reads `before` and writes the audit line but sends nothing.
     pub dry_run: bool,
     /// The run deadline: no wait or request starts past it.
     pub deadline: Instant,
@@ -351,9 +411,13 @@ pub struct ClientOptions {
 /// Session and error counters of a run (agents.md 5.2).
 #[derive(Debug, Clone, Default)]
 pub struct SessionStats {
+    /// Successful logins.
     pub logins: u32,
+    /// Logouts answered 2xx.
     pub logouts_ok: u32,
+    /// Logouts answered non-2xx (403 = CSRF header missing) or not sent (transport error, budget): token not revoked.
     pub logouts_failed: u32,
+    /// Requests sent through the budget (logins and page requests included; logouts not).
     pub requests: u64,
 }
 
@@ -395,7 +459,9 @@ const PROJECTION_KEYS: [&str; 16] = [
     "itemCount",
 ];
 
-/// A small projection of an entity: [`PROJECTION_KEYS`] plus `extra` keys (the fields the mutation changes).
+/// A small projection of an entity (agents.md 5.8): the fixed `PROJECTION_KEYS` (`id`, label, `status`,
+/// `updatedAt`, `devices*` counters, …) plus the `extra` keys (the fields the mutation changes); a kept playlist
+/// `items` array keeps only each item's `contentId` and `order`. A non-object is returned as is.
 pub fn project(v: &Value, extra: &[&str]) -> Value {
     match v {
         Value::Object(m) => {
