@@ -2,7 +2,7 @@
 # vizora-ops: the one test command (CI runs it through .ci/run).
 #
 #   bash scripts/test.sh                  install what is missing, start the local services, then
-#                                         cargo fmt --check, cargo clippy -D warnings, cargo test; stop the
+#                                         cargo fmt --check, cargo clippy -D warnings, cargo doc, cargo test; stop the
 #                                         services it started. Arguments after `--` go to `cargo test`.
 #   bash scripts/test.sh --services-only  install + start the services, write .ci-services/env.sh, leave them
 #                                         running (then: source .ci-services/env.sh && cargo test ...)
@@ -491,6 +491,11 @@ section "cargo clippy --all-targets -- -D warnings"
 T0=$SECONDS
 cargo clippy --all-targets -- -D warnings
 log "clippy: $((SECONDS - T0))s"
+
+section "cargo doc --no-deps --lib (rustdoc warnings denied: broken links; missing docs are a lint in lib.rs)"
+T0=$SECONDS
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --quiet
+log "doc: $((SECONDS - T0))s"
 
 # The test output is also kept in a log so that a total over all test binaries can close the run.
 TEST_LOG="$SVC/cargo-test.log"

@@ -906,7 +906,7 @@ impl Config {
             Some("sandbox") => ProcessManagerKind::Sandbox,
             Some(o) => {
                 return Err(ConfigError(format!(
-                    "OPS_PROCESS_MANAGER: expected pm2 or systemd, got {o:?}"
+                    "OPS_PROCESS_MANAGER: expected pm2, systemd or sandbox, got {o:?}"
                 )));
             }
         };

@@ -4,6 +4,8 @@
 //! run Authenticate → Detect → Remediate → Verify → Log over small traits, wired to real implementations in
 //! [`runner`]. The specification is `design/agents.md` (copied rules are cited by section).
 
+#![warn(missing_docs)]
+
 pub mod agents;
 pub mod alert;
 pub mod cli;

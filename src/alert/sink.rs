@@ -1,4 +1,4 @@
-//! [`Alerter`] as the agents' [`AlertSink`](crate::agents::AlertSink): the runtime can hand
+//! [`Alerter`] as the agents' [`AlertSink`]: the runtime can hand
 //! `Arc::new(Alerter::from_config(&cfg))` to every agent context so inline alerts and fix notifications go through
 //! Slack and the outbox (agents.md 7.6). This adapter only translates types; the behaviour is [`Alerter::inline`].
 
