@@ -677,8 +677,22 @@ impl<'de> Visitor<'de> for ItemsSeed<'_> {
     }
     forward_not_object!();
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        // An id that appears twice (a hand-edited or damaged file) is dropped altogether: which copy is right is
+        // unknown, and a wrong one could hide a layout's zone references (6.2.4). The item is simply re-read.
+        let mut repeated: std::collections::HashSet<String> = std::collections::HashSet::new();
         while let Some(id) = map.next_key::<Cow<'de, str>>()? {
-            match map.next_value::<RawEntry>()?.into_checked() {
+            let entry = map.next_value::<RawEntry>()?;
+            if repeated.contains(&*id) {
+                *self.dropped += 1;
+                continue;
+            }
+            if self.cache.contains(&id) {
+                self.cache.remove(&id);
+                repeated.insert(id.to_string());
+                *self.dropped += 2;
+                continue;
+            }
+            match entry.into_checked() {
                 Some(p) => {
                     self.cache.put(
                         &id,
@@ -1069,6 +1083,27 @@ mod tests {
 
     fn entry(updated: &str) -> CacheEntry {
         CacheEntry::from_detail(&json!({"updatedAt": updated, "status": "active"}), now()).unwrap()
+    }
+
+    #[test]
+    fn an_id_repeated_in_the_file_is_dropped_altogether() {
+        let e = |zones: &str| {
+            format!(
+                r#"{{"updatedAt":"2026-08-01T00:00:00.000Z","fetchedAt":"2026-08-02T00:00:00.000Z","status":"active",
+                "expiresAt":null,"replacementContentId":null,"isGlobal":false,"zoneContentIds":[{zones}]}}"#
+            )
+        };
+        let doc = format!(
+            r#"{{"version":1,"items":{{"lay":{},"ok":{},"lay":{},"lay":{}}}}}"#,
+            e(r#""z1""#),
+            e(""),
+            e(""),
+            e(r#""z2""#)
+        );
+        let (cache, dropped) = parse_cache(doc.as_bytes()).unwrap();
+        assert!(!cache.contains("lay"), "which copy is right is unknown");
+        assert!(cache.contains("ok"));
+        assert_eq!(dropped, 3, "all three copies count as dropped");
     }
 
     #[test]

@@ -805,9 +805,14 @@ pub fn find_overlaps(
                 .collect(),
             display_count: p.display_count,
             window: format!(
-                "{} ({}, on {})",
+                "{} ({}{}, on {})",
                 common::describe_window(ws, we),
                 tz.name(),
+                if displays[fd as usize].tz().1 {
+                    " as a fallback: the display's time zone is missing or invalid"
+                } else {
+                    ""
+                },
                 displays[fd as usize].label()
             ),
         };
@@ -1496,6 +1501,7 @@ mod tests {
             display("d2", "Europe/London", false),
             display("d3", "UTC", true),
         ];
+        let (c1, c2) = (g1.clone(), g2.clone());
         let r = run_overlaps(&[g1, g2, other_prio], &displays, &groups, 50);
         assert_eq!(r.pairs.len(), 1);
         let p = r.pairs.get("aa+zz").expect("key in ascending byte order");
@@ -1508,6 +1514,20 @@ mod tests {
         );
         assert!(m.contains("Sat 09:00–18:00"), "{m}");
         assert!(m.contains("Screen d1") && !m.contains("Screen d3"), "{m}");
+        assert!(
+            m.contains("(UTC, on Screen d1)"),
+            "a real UTC zone is not a fallback: {m}"
+        );
+        // A display without a valid time zone is judged in UTC, and the message says so.
+        let displays = vec![display("d1", "Not/AZone", false)];
+        let r = run_overlaps(&[c1, c2], &displays, &groups, 50);
+        let m = r.pairs.get("aa+zz").expect("pair").message();
+        assert!(
+            m.contains(
+                "(UTC as a fallback: the display's time zone is missing or invalid, on Screen d1)"
+            ),
+            "{m}"
+        );
     }
 
     #[test]
