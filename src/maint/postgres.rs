@@ -224,6 +224,19 @@ pub fn prepare_url(database_url: &str) -> Result<PgTarget, MaintError> {
     })
 }
 
+/// Opens a session over `tls` (`NoTls` or the rustls connector) and drives its connection on a task.
+async fn open<T>(
+    config: &tokio_postgres::Config,
+    tls: T,
+) -> Result<(Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>
+where
+    T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await?;
+    Ok((client, tokio::spawn(async move { drop(connection.await) })))
+}
+
 /// The TLS connector of `sslmode=prefer`/`require`: rustls (aws-lc-rs provider, TLS 1.2 and 1.3) that checks the
 /// handshake signatures but, like libpq's `require` without a root certificate, not the server certificate's chain or
 /// name.
@@ -360,20 +373,8 @@ impl std::fmt::Debug for PgConn {
 pub async fn connect(target: &PgTarget, statement_timeout_s: u64) -> Result<PgConn, MaintError> {
     let tls = (target.ssl_mode != PgSslMode::Disable).then(tls_connector);
     let connected = match &tls {
-        None => {
-            tokio::time::timeout(CONNECT_TIMEOUT, async {
-                let (c, conn) = target.config.connect(NoTls).await?;
-                Ok((c, tokio::spawn(async move { drop(conn.await) })))
-            })
-            .await
-        }
-        Some(tls) => {
-            tokio::time::timeout(CONNECT_TIMEOUT, async {
-                let (c, conn) = target.config.connect(tls.clone()).await?;
-                Ok((c, tokio::spawn(async move { drop(conn.await) })))
-            })
-            .await
-        }
+        None => tokio::time::timeout(CONNECT_TIMEOUT, open(&target.config, NoTls)).await,
+        Some(tls) => tokio::time::timeout(CONNECT_TIMEOUT, open(&target.config, tls.clone())).await,
     };
     let (client, task) = match connected {
         Err(_) => {
