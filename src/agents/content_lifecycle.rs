@@ -384,6 +384,15 @@ pub struct Candidate {
     pub file_size: u64,
 }
 
+impl Candidate {
+    /// The confirmation of its archive, run on the audited `before` read ([`confirm_orphan`] against the listed
+    /// `updatedAt`, agents.md 6.2.4; storage relief uses the same, 6.2.5).
+    pub fn confirmation(&self) -> Precondition {
+        let listed_updated_at = self.updated_at.clone();
+        Precondition::new(move |before| confirm_orphan(before, &listed_updated_at))
+    }
+}
+
 impl CandidateRef {
     /// The owned fields of the candidate.
     pub fn materialize(&self, table: &ContentTable) -> Candidate {
@@ -1750,14 +1759,11 @@ impl<'a> Run<'a> {
                 self.out.raise(inc);
                 continue;
             }
-            let listed_updated_at = c.updated_at.clone();
             let res = self
                 .archive(
                     &c.id,
                     format!("Archive orphaned content \"{}\"", c.name),
-                    Some(Precondition::new(move |before| {
-                        confirm_orphan(before, &listed_updated_at)
-                    })),
+                    Some(c.confirmation()),
                 )
                 .await;
             match res {
@@ -1986,7 +1992,6 @@ impl<'a> Run<'a> {
                 break;
             }
             let c = c.materialize(&self.table);
-            let listed_updated_at = c.updated_at.clone();
             match self
                 .archive(
                     &c.id,
@@ -1994,9 +1999,7 @@ impl<'a> Run<'a> {
                         "Archive unreferenced content \"{}\" (storage critical)",
                         c.name
                     ),
-                    Some(Precondition::new(move |before| {
-                        confirm_orphan(before, &listed_updated_at)
-                    })),
+                    Some(c.confirmation()),
                 )
                 .await
             {
