@@ -1438,11 +1438,7 @@ impl Config {
             ),
         ];
         for k in keys {
-            if !(k.starts_with("OPS_")
-                || k.starts_with("VALIDATOR_")
-                || k.starts_with("SMTP_")
-                || k.starts_with("MINIO_")
-                || k.starts_with("BACKUP_")
+            if !(OWN_PREFIXES.iter().any(|p| k.starts_with(p))
                 || [
                     "SLACK_WEBHOOK_URL",
                     "DATABASE_URL",
