@@ -354,6 +354,14 @@ impl Incident {
     pub fn is_active(&self) -> bool {
         self.status.is_active()
     }
+
+    /// Forgets the alert stamps (`alertedAt`, `alertedSeverity`, `alertedStatus`): the incident counts as never
+    /// alerted (agents.md 2.5, 7.5).
+    pub fn clear_alert_stamps(&mut self) {
+        self.alerted_at = None;
+        self.alerted_severity = None;
+        self.alerted_status = None;
+    }
 }
 
 /// `<agent>:<type>:<targetId>` (agents.md 2.2).

@@ -309,9 +309,7 @@ fn drop_stale_stamps(i: &mut Incident, now: DateTime<Utc>, window_s: i64, tolera
         return;
     };
     if at < detected && crate::clock::window_elapsed(now, at, window_s, tolerance_s) {
-        i.alerted_at = None;
-        i.alerted_severity = None;
-        i.alerted_status = None;
+        i.clear_alert_stamps();
     }
 }
 

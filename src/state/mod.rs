@@ -324,9 +324,7 @@ pub fn record_agent_run(
             && raised.contains(&stored.id)
             && run.stamp_window.expired(stored.alerted_at.as_deref())
         {
-            stored.alerted_at = None;
-            stored.alerted_severity = None;
-            stored.alerted_status = None;
+            stored.clear_alert_stamps();
         }
     }
     for inc in &run.result.incidents {
