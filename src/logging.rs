@@ -65,3 +65,47 @@ pub fn warn(component: &str, msg: impl AsRef<str>) {
 pub fn error(component: &str, msg: impl AsRef<str>) {
     log(component, Level::Error, msg.as_ref());
 }
+
+/// Last time each rate-limited cause was logged (process-wide).
+static LAST_BY_CAUSE: std::sync::Mutex<
+    Option<std::collections::HashMap<String, std::time::Instant>>,
+> = std::sync::Mutex::new(None);
+
+/// Whether a line for `cause` may be written now: at most one per second per cause (common working rules: never
+/// flood). Lines held back are dropped, not queued.
+fn may_log(cause: &str) -> bool {
+    let now = std::time::Instant::now();
+    let mut g = LAST_BY_CAUSE.lock().unwrap_or_else(|e| e.into_inner());
+    let map = g.get_or_insert_with(Default::default);
+    match map.get(cause) {
+        Some(t) if now.duration_since(*t) < std::time::Duration::from_secs(1) => false,
+        _ => {
+            // Bounded memory: causes are few (a lock path, a file); forget them all if a caller invents many.
+            if map.len() >= 1024 {
+                map.clear();
+            }
+            map.insert(cause.to_string(), now);
+            true
+        }
+    }
+}
+
+/// WARNING line for `component`, written at most once per second per `cause` (e.g. `"budget-lock:<path>"`); use it
+/// for any warning that can repeat in a loop. Returns whether the line was written.
+pub fn warn_every(component: &str, cause: &str, msg: impl AsRef<str>) -> bool {
+    let ok = may_log(cause);
+    if ok {
+        warn(component, msg);
+    }
+    ok
+}
+
+/// ERROR line for `component`, written at most once per second per `cause` (like [`warn_every`]). Returns whether
+/// the line was written.
+pub fn error_every(component: &str, cause: &str, msg: impl AsRef<str>) -> bool {
+    let ok = may_log(cause);
+    if ok {
+        error(component, msg);
+    }
+    ok
+}

@@ -177,7 +177,11 @@ pub async fn run_agent(
         ),
     );
     let store = StateStore::from_config(&cfg);
-    if let Err(e) = store.check_readable() {
+    // A broken state lock path fails before any work, not after the mutations (agents.md 4.2).
+    if let Err(e) = store
+        .check_readable()
+        .and_then(|()| store.check_lock(!dry_run))
+    {
         return fatal_report(agent, &run_id, started, e.to_string());
     }
     // Missing credentials end an API agent's run before anything is opened or created (the audit file included).
@@ -189,6 +193,23 @@ pub async fn run_agent(
             started,
             crate::vizora::ApiError::NoCredentials.to_string(),
         );
+    }
+    // The host-wide budget's lock likewise (agents.md 5.5): retrying a lock that cannot be taken never helps.
+    let budget = wiring
+        .budget
+        .clone()
+        .unwrap_or_else(|| Client::budget_from_config(&cfg));
+    let uses_budget = needs_api(agent)
+        || agent == AgentName::HealthGuardian
+        || (agent == AgentName::OpsReporter && has_creds);
+    if uses_budget {
+        // health-guardian builds its own budget from the configuration (its probes share the host's).
+        let own = (agent == AgentName::HealthGuardian).then(|| Client::budget_from_config(&cfg));
+        for b in std::iter::once(&budget).chain(own.as_ref()) {
+            if let Err(e) = b.check() {
+                return fatal_report(agent, &run_id, started, e.to_string());
+            }
+        }
     }
     let snapshot = store.snapshot(started);
     let audit = AuditLog::new(cfg.audit_file.clone());
@@ -210,10 +231,6 @@ pub async fn run_agent(
 
     // 3. API client (lazy login).
     let client = if needs_api(agent) || (agent == AgentName::OpsReporter && has_creds) {
-        let budget = wiring
-            .budget
-            .clone()
-            .unwrap_or_else(|| Client::budget_from_config(&cfg));
         match Client::new(
             ClientOptions {
                 base_url: cfg.api.base_url.clone(),
@@ -368,7 +385,7 @@ pub async fn run_agent(
                 }
             }
             Err(e) => {
-                crate::logging::error("ops-state", e.to_string());
+                // Logged once, below, with the other fatal reasons.
                 exit_code = 2;
                 fatal = Some(e.to_string());
             }

@@ -78,6 +78,18 @@ fn read_token(path: &Path) -> Option<String> {
     Some(s)
 }
 
+/// What a non-regular file is, for error messages.
+fn describe(m: &fs::Metadata) -> &'static str {
+    let ft = m.file_type();
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a special file (FIFO, socket or device)"
+    }
+}
+
 fn mtime(path: &Path) -> Option<SystemTime> {
     fs::metadata(path).ok()?.modified().ok()
 }
@@ -121,6 +133,20 @@ impl FileLock {
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Only a regular file is a lock another writer holds. A directory, symlink, FIFO or device at the
+                    // path never goes away by waiting, and retrying on it spun forever (agents.md 4.2): fail now.
+                    match fs::symlink_metadata(lock_path) {
+                        Ok(m) if !m.file_type().is_file() => {
+                            return Err(LockError::Io {
+                                path: lock_path.display().to_string(),
+                                source: std::io::Error::other(format!(
+                                    "{} is in the place of the lock file; remove it by hand",
+                                    describe(&m)
+                                )),
+                            });
+                        }
+                        _ => {}
+                    }
                     // Stale check: mtime older than 30 s; re-stat and unlink only if nothing changed.
                     if let Some(m) = mtime(lock_path) {
                         let age = SystemTime::now().duration_since(m).unwrap_or_default();
@@ -128,8 +154,10 @@ impl FileLock {
                             let tok = read_token(lock_path);
                             if mtime(lock_path) == Some(m) && read_token(lock_path) == tok {
                                 // The token is foreign text: quoted so it can neither split nor forge a log line.
-                                crate::logging::warn(
+                                // Rate-limited: a lock re-created stale by a broken peer must not flood the log.
+                                crate::logging::warn_every(
                                     "ops-state",
+                                    &format!("reclaim:{}", lock_path.display()),
                                     format!(
                                         "reclaiming stale lock {} ({} ms old, token {:?})",
                                         lock_path.display(),
@@ -137,8 +165,21 @@ impl FileLock {
                                         tok.unwrap_or_default()
                                     ),
                                 );
-                                let _ = fs::remove_file(lock_path);
-                                continue;
+                                match fs::remove_file(lock_path) {
+                                    Ok(()) => continue,
+                                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                                    // A stale lock we cannot remove (read-only dir, EPERM) would be retried
+                                    // forever in a tight loop: it is a lock failure (agents.md 4.2).
+                                    Err(e) => {
+                                        return Err(LockError::Io {
+                                            path: lock_path.display().to_string(),
+                                            source: std::io::Error::new(
+                                                e.kind(),
+                                                format!("cannot remove the stale lock: {e}"),
+                                            ),
+                                        });
+                                    }
+                                }
                             }
                         }
                     }
@@ -209,7 +250,8 @@ pub fn lock_path_for(file: &Path) -> PathBuf {
 }
 
 /// Atomic write (agents.md 4.5): `<file>.tmp-<pid>`, fsync, rename over the file, fsync the directory. On failure the
-/// old file stays and the temp file is removed. `mode` sets the permission bits of a new file (e.g. 0o600).
+/// old file stays and the temp file is removed; a symlinked `path` is refused ([`refuse_symlink`]). `mode` sets the
+/// permission bits of a new file (e.g. 0o600).
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     atomic_write_with(path, mode, &mut |w| w.write_all(bytes))
 }
@@ -261,6 +303,20 @@ pub fn remove_stale_temps(path: &Path) -> usize {
     removed
 }
 
+/// Fails when `path` is a symbolic link (a dangling one too): the rename of 4.5 would replace the link with a regular
+/// file and split the data in two (the link's target keeps the old copy for every reader that goes through it), so
+/// vizora-ops refuses symlinked data files instead (agents.md 4.1). A missing path is fine.
+pub fn refuse_symlink(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(std::io::Error::other(format!(
+            "{} is a symbolic link; vizora-ops refuses symlinked state, audit and lock files (point the setting at \
+             the real file instead)",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Atomic write like [`atomic_write`], with the content streamed by `write` into the temp file through a 64 KiB
 /// buffer (no in-memory copy of the whole document). On any error (from `write` too) the old file stays and the
 /// temp file is removed.
@@ -274,6 +330,7 @@ pub fn atomic_write_with(
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
+    refuse_symlink(path)?;
     remove_stale_temps(path);
     let mut tmp = path.as_os_str().to_owned();
     let n = TEMP_COUNTER.fetch_add(1, Ordering::SeqCst);

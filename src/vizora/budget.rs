@@ -2,7 +2,7 @@
 //! origin, plus a 60 s window for logins, shared by every agent process on the host through a locked file
 //! (`<state dir>/ops-ratelimit.json`) or, in one process, memory. A 429 blocks everyone until `Retry-After`.
 
-use crate::state::lock::{FileLock, atomic_write, lock_path_for};
+use crate::state::lock::{FileLock, LockError, atomic_write, lock_path_for};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -31,10 +31,25 @@ pub enum Admission {
     Login,
 }
 
-/// The admissible instant lies past the caller's deadline: the work is deferred (not examined).
+/// Why an admission was refused.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("API budget exhausted before the run deadline")]
-pub struct BudgetExhausted;
+pub enum BudgetError {
+    /// The admissible instant lies past the caller's deadline, or the shared file's lock stayed busy until it: the
+    /// work is deferred (not examined).
+    #[error("API budget exhausted before the run deadline")]
+    Exhausted,
+    /// The shared file's lock cannot be taken at all (a directory or symlink at `ops-ratelimit.json.lock`, an
+    /// unwritable state dir, a stale lock that cannot be removed): waiting would never help, so the run stops with
+    /// exit 2 (agents.md 4.2, 5.5; never bypass the budget).
+    #[error("host-wide API budget unusable: {0}")]
+    Lock(String),
+}
+
+/// The old name of [`BudgetError`] (every refusal used to be an exhausted budget).
+pub type BudgetExhausted = BudgetError;
+
+/// Lock timeout of one admission's read-modify-write of the shared file (agents.md 5.5).
+const FILE_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -131,13 +146,33 @@ impl RateBudget {
         }
     }
 
-    /// Applies `f` to the windows under the backend's lock; file lock timeout 2 s, then wait and retry (never
-    /// bypass, agents.md 5.5).
-    fn with_windows<R>(&self, f: impl FnOnce(&mut Windows) -> R) -> R {
+    /// Checks once, without waiting, that the shared file's lock can be taken (a lock busy with another process is
+    /// fine). Runs call it before any work so a broken lock path stops the run with exit 2 at once (agents.md 4.2).
+    ///
+    /// Errors: [`BudgetError::Lock`] naming the lock file and the reason. The memory backend never fails.
+    pub fn check(&self) -> Result<(), BudgetError> {
         match &self.backend {
-            Backend::Memory(m) => f(&mut m.lock().expect("budget lock")),
+            Backend::Memory(_) => Ok(()),
+            Backend::File(p, _) => match FileLock::acquire(&lock_path_for(p), Duration::ZERO) {
+                Ok(_) | Err(LockError::Timeout { .. }) => Ok(()),
+                Err(e) => Err(BudgetError::Lock(e.to_string())),
+            },
+        }
+    }
+
+    /// Applies `f` to the windows under the backend's lock; file lock timeout 2 s, then wait and retry until
+    /// `deadline` (never bypass, agents.md 5.5). A lock that cannot be taken at all is [`BudgetError::Lock`] at once;
+    /// a lock still busy at `deadline` is [`BudgetError::Exhausted`]. The busy WARNING is rate-limited (one per second).
+    fn with_windows<R>(
+        &self,
+        deadline: Instant,
+        f: impl FnOnce(&mut Windows) -> R,
+    ) -> Result<R, BudgetError> {
+        match &self.backend {
+            Backend::Memory(m) => Ok(f(&mut m.lock().expect("budget lock"))),
             Backend::File(p, local) => loop {
-                match FileLock::acquire(&lock_path_for(p), Duration::from_secs(2)) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match FileLock::acquire(&lock_path_for(p), FILE_LOCK_TIMEOUT.min(left)) {
                     Ok(_g) => {
                         let mut local = local.lock().expect("budget lock");
                         // Only a regular file is read: a FIFO in its place would block the run forever.
@@ -151,8 +186,9 @@ impl RateBudget {
                             Ok(b) => match serde_json::from_slice::<Windows>(&b) {
                                 Ok(w) => w,
                                 Err(e) => {
-                                    crate::logging::warn(
+                                    crate::logging::warn_every(
                                         "api-client",
+                                        &format!("budget-parse:{}", p.display()),
                                         format!(
                                             "rate budget {} is unparseable ({e}); rewriting it from this process's \
                                              record",
@@ -172,22 +208,32 @@ impl RateBudget {
                             logins: w.logins.clone(),
                             blocked_until: w.blocked_until,
                         };
+                        // Every admission writes: an unwritable file must not log one ERROR per request.
                         if let Ok(b) = serde_json::to_vec(&w)
                             && let Err(e) = atomic_write(p, &b, 0o644)
                         {
-                            crate::logging::error(
+                            crate::logging::error_every(
                                 "api-client",
+                                &format!("budget-write:{}", p.display()),
                                 format!("cannot write rate budget {}: {e}", p.display()),
                             );
                         }
-                        return r;
+                        return Ok(r);
+                    }
+                    Err(e @ LockError::Io { .. }) => {
+                        return Err(BudgetError::Lock(e.to_string()));
                     }
                     Err(e) => {
-                        crate::logging::warn(
+                        if Instant::now() >= deadline {
+                            return Err(BudgetError::Exhausted);
+                        }
+                        crate::logging::warn_every(
                             "api-client",
+                            &format!("budget-lock:{}", p.display()),
                             format!("rate budget lock busy ({e}); retrying"),
                         );
-                        std::thread::sleep(Duration::from_millis(100));
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        std::thread::sleep(Duration::from_millis(100).min(left));
                     }
                 }
             },
@@ -196,10 +242,13 @@ impl RateBudget {
 
     /// Waits for the earliest admissible instant and records the admission, or returns [`BudgetExhausted`] at once if
     /// that instant lies past `deadline`.
-    pub async fn acquire(&self, kind: Admission, deadline: Instant) -> Result<(), BudgetExhausted> {
+    ///
+    /// Errors: [`BudgetError::Exhausted`] (defer the work), [`BudgetError::Lock`] (the shared file's lock is broken:
+    /// the run must stop with exit 2).
+    pub async fn acquire(&self, kind: Admission, deadline: Instant) -> Result<(), BudgetError> {
         loop {
             let limits = self.limits;
-            let wait = self.with_windows(|w| {
+            let wait = self.with_windows(deadline, |w| {
                 let now = now_ms();
                 w.prune(now);
                 let wait = w.wait_ms(now, &limits, kind);
@@ -207,17 +256,18 @@ impl RateBudget {
                     w.admit(now, kind);
                 }
                 wait
-            });
+            })?;
             if wait == 0 {
                 return Ok(());
             }
             let d = Duration::from_millis(wait as u64);
             if Instant::now() + d > deadline {
-                return Err(BudgetExhausted);
+                return Err(BudgetError::Exhausted);
             }
             if d >= Duration::from_secs(2) {
-                crate::logging::warn(
+                crate::logging::warn_every(
                     "api-client",
+                    "budget-wait",
                     format!(
                         "waiting {:.0} s for the host-wide API budget ({})",
                         d.as_secs_f64(),
@@ -247,7 +297,21 @@ impl RateBudget {
             );
         }
         let until = now_ms() + ms;
-        self.with_windows(|w| w.blocked_until = w.blocked_until.max(until));
+        // One lock timeout at most: a broken or busy shared file still blocks this process (its own record), and
+        // the caller's next admission reports a broken lock.
+        if let Err(e) = self.with_windows(Instant::now() + FILE_LOCK_TIMEOUT, |w| {
+            w.blocked_until = w.blocked_until.max(until)
+        }) {
+            if let Backend::File(_, local) = &self.backend {
+                let mut l = local.lock().expect("budget lock");
+                l.blocked_until = l.blocked_until.max(until);
+            }
+            crate::logging::error_every(
+                "api-client",
+                "budget-block",
+                format!("cannot record the 429 block in the shared budget: {e}"),
+            );
+        }
     }
 }
 

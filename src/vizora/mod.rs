@@ -136,6 +136,16 @@ pub enum ApiError {
         /// Request path under the origin, query included, that was not sent.
         path: String,
     },
+    /// The host-wide budget's shared file lock cannot be taken at all (agents.md 4.2, 5.5): fatal, exit 2.
+    #[error("{message} ({method} {path} not sent)")]
+    BudgetLock {
+        /// HTTP method of the request that was not sent.
+        method: String,
+        /// Request path under the origin, query included, that was not sent.
+        path: String,
+        /// The lock failure, naming the lock file.
+        message: String,
+    },
     /// No credentials configured.
     #[error(
         "FATAL: no API credentials (set OPS_EMAIL/OPS_PASSWORD or VALIDATOR_EMAIL/VALIDATOR_PASSWORD)"
@@ -155,6 +165,7 @@ impl ApiError {
         matches!(
             self,
             ApiError::NoCredentials
+                | ApiError::BudgetLock { .. }
                 | ApiError::LoginFailed(_)
                 | ApiError::AuthLost(_)
                 | ApiError::UnrecognisedListShape { .. }
@@ -595,9 +606,16 @@ impl Client {
         self.budget
             .acquire(kind, self.opts.deadline)
             .await
-            .map_err(|_| ApiError::BudgetExhausted {
-                method: method.to_string(),
-                path: path.to_string(),
+            .map_err(|e| match e {
+                budget::BudgetError::Exhausted => ApiError::BudgetExhausted {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                },
+                budget::BudgetError::Lock(message) => ApiError::BudgetLock {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    message,
+                },
             })?;
         self.stats.lock().expect("stats").requests += 1;
         let timeout = timeout.min(self.remaining().max(Duration::from_millis(1)));
