@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Values of `before`, `after` or `request` larger than this many bytes become `{"truncated":true,"bytes":n}`.
@@ -191,19 +191,61 @@ impl AuditLog {
         &self.path
     }
 
-    /// Checks the log opens for append (agents.md 4.8: a run that cannot audit mutates nothing).
+    /// Checks the log opens for append (agents.md 4.8: a run that cannot audit mutates nothing), with the checks of
+    /// [`AuditLog::append`] (no symlink, a regular file, mode 0600).
     pub fn check_writable(&self) -> std::io::Result<()> {
+        self.open().map(|_| ())
+    }
+
+    /// Opens the log for one append (agents.md 4.8): the directory is created when missing; `O_NOFOLLOW` refuses a
+    /// symlink at the path (the audit trail must not be redirected to another file); `O_NONBLOCK` makes a FIFO
+    /// without reader fail instead of blocking, and anything but a regular file is refused; an existing file with a
+    /// mode wider than 0600 is narrowed to 0600 with a WARNING.
+    ///
+    /// Errors: I/O errors of the open or `fchmod`; a symlink (`ELOOP`) or non-regular file with a message saying so.
+    fn open(&self) -> std::io::Result<std::fs::File> {
         if let Some(d) = self.path.parent()
             && !d.as_os_str().is_empty()
         {
             std::fs::create_dir_all(d)?;
         }
-        OpenOptions::new()
+        let f = OpenOptions::new()
             .append(true)
             .create(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&self.path)
-            .map(|_| ())
+            .map_err(|e| {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    std::io::Error::other(format!(
+                        "{} is a symbolic link; the audit log must be a regular file (agents.md 4.8)",
+                        self.path.display()
+                    ))
+                } else {
+                    e
+                }
+            })?;
+        let m = f.metadata()?;
+        if !m.is_file() {
+            return Err(std::io::Error::other(format!(
+                "{} is not a regular file",
+                self.path.display()
+            )));
+        }
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            // fchmod on the open descriptor: no race with a rename of the path.
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            // One line per narrowing: after it the mode is 0600, so this repeats only if someone widens it again.
+            crate::logging::warn(
+                "ops-state",
+                format!(
+                    "audit log {} had mode {mode:o}; narrowed to 600 (it holds the before/after of every mutation)",
+                    self.path.display()
+                ),
+            );
+        }
+        Ok(f)
     }
 
     /// Appends one line: redacted, large `before`/`after`/`request` replaced by `{"truncated":true,"bytes":n}`.
@@ -221,16 +263,7 @@ impl AuditLog {
         let v = crate::redact::redact_value(&v);
         let mut bytes = serde_json::to_vec(&v).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
-        if let Some(d) = self.path.parent()
-            && !d.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(d)?;
-        }
-        let mut f = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&self.path)?;
+        let mut f = self.open()?;
         f.write_all(&bytes)
     }
 
@@ -247,7 +280,6 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn lines_are_appended_redacted_capped_and_the_file_is_0600() {
