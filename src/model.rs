@@ -474,6 +474,18 @@ pub struct OpsState {
     pub recent_remediations: Vec<RemediationAction>,
     /// agent → AgentResult (raw JSON so that other writers' entries stay untouched).
     pub agent_results: Map<String, Value>,
+    /// Elements of the file's `incidents` array that do not parse as an [`Incident`] (a numeric `id`, `resolvedAt`
+    /// as a number, `attempts: "3"`, `null`, …), kept verbatim and written back after the parsed ones; they count
+    /// toward nothing (status, alerts, sweeps) and are never pruned by age (agents.md 4.4, 4.7).
+    pub verbatim_incidents: Vec<Value>,
+    /// Elements of `recentRemediations` that do not parse as a [`RemediationAction`], kept verbatim like
+    /// [`OpsState::verbatim_incidents`].
+    pub verbatim_remediations: Vec<Value>,
+    /// Unknown top-level keys of other writers, written back unchanged after the known keys (agents.md 4.4, 4.5).
+    pub extra: Map<String, Value>,
+    /// Why each verbatim element did not parse (`incidents[3]: invalid type: …`), for the one ERROR of the state
+    /// store; never written.
+    pub parse_problems: Vec<String>,
 }
 
 impl OpsState {
@@ -486,6 +498,10 @@ impl OpsState {
             incidents: Vec::new(),
             recent_remediations: Vec::new(),
             agent_results: Map::new(),
+            verbatim_incidents: Vec::new(),
+            verbatim_remediations: Vec::new(),
+            extra: Map::new(),
+            parse_problems: Vec::new(),
         }
     }
 
@@ -509,7 +525,8 @@ impl OpsState {
             .and_then(parse_ts)
     }
 
-    /// Serialises with the key order of agents.md 4.5.
+    /// Serialises with the key order of agents.md 4.5: the six known keys, then unknown ones; verbatim elements
+    /// follow the parsed ones in their arrays.
     pub fn to_value(&self) -> Value {
         let mut m = Map::new();
         m.insert(
@@ -523,16 +540,25 @@ impl OpsState {
         m.insert("lastRun".into(), Value::Object(self.last_run.clone()));
         m.insert(
             "incidents".into(),
-            serde_json::to_value(&self.incidents).unwrap_or(Value::Array(vec![])),
+            with_verbatim(
+                serde_json::to_value(&self.incidents),
+                &self.verbatim_incidents,
+            ),
         );
         m.insert(
             "recentRemediations".into(),
-            serde_json::to_value(&self.recent_remediations).unwrap_or(Value::Array(vec![])),
+            with_verbatim(
+                serde_json::to_value(&self.recent_remediations),
+                &self.verbatim_remediations,
+            ),
         );
         m.insert(
             "agentResults".into(),
             Value::Object(self.agent_results.clone()),
         );
+        for (k, v) in &self.extra {
+            m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
         Value::Object(m)
     }
 
@@ -562,13 +588,36 @@ impl OpsState {
                 _ => return Err("field lastRun has the wrong type".into()),
             }
         }
+        // One malformed element must not cost the whole file (the TypeScript agents share it): elements are parsed
+        // one by one and those that fail are kept verbatim (agents.md 4.4). Only a non-array is a wrong type.
         if let Some(s) = m.remove("incidents") {
-            st.incidents = serde_json::from_value(s)
-                .map_err(|e| format!("field incidents is malformed: {e}"))?;
+            let Value::Array(items) = s else {
+                return Err("field incidents has the wrong type".into());
+            };
+            for (n, item) in items.into_iter().enumerate() {
+                match Incident::deserialize(&item) {
+                    Ok(i) => st.incidents.push(i),
+                    Err(e) => {
+                        st.parse_problems.push(format!("incidents[{n}]: {e}"));
+                        st.verbatim_incidents.push(item);
+                    }
+                }
+            }
         }
         if let Some(s) = m.remove("recentRemediations") {
-            st.recent_remediations = serde_json::from_value(s)
-                .map_err(|e| format!("field recentRemediations is malformed: {e}"))?;
+            let Value::Array(items) = s else {
+                return Err("field recentRemediations has the wrong type".into());
+            };
+            for (n, item) in items.into_iter().enumerate() {
+                match RemediationAction::deserialize(&item) {
+                    Ok(a) => st.recent_remediations.push(a),
+                    Err(e) => {
+                        st.parse_problems
+                            .push(format!("recentRemediations[{n}]: {e}"));
+                        st.verbatim_remediations.push(item);
+                    }
+                }
+            }
         }
         if let Some(s) = m.remove("agentResults") {
             match s {
@@ -576,8 +625,19 @@ impl OpsState {
                 _ => return Err("field agentResults has the wrong type".into()),
             }
         }
+        st.extra = m;
         Ok(st)
     }
+}
+
+/// An array of the typed elements (`typed`, a serialised `Vec`) followed by the verbatim ones.
+fn with_verbatim(typed: serde_json::Result<Value>, verbatim: &[Value]) -> Value {
+    let mut items = match typed {
+        Ok(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    items.extend(verbatim.iter().cloned());
+    Value::Array(items)
 }
 
 /// CRITICAL if any active incident is critical, DEGRADED if any active one is warning, else HEALTHY (agents.md 2.4).

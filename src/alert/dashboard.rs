@@ -121,6 +121,18 @@ pub fn cap_payload(state: &OpsState, max_bytes: usize) -> Value {
     let Value::Object(mut doc) = crate::redact::redact_value(&state.to_value()) else {
         unreachable!("state serialises to an object");
     };
+    // The payload has the six documented keys; other writers' unknown top-level keys stay in the file only.
+    doc.retain(|k, _| {
+        matches!(
+            k.as_str(),
+            "systemStatus"
+                | "lastUpdated"
+                | "lastRun"
+                | "incidents"
+                | "recentRemediations"
+                | "agentResults"
+        )
+    });
     let mut sizer = Sizer {
         size: map_len(&doc),
         reduced: false,

@@ -110,6 +110,12 @@ impl StateStore {
     /// the locked write). Runs call this first: an unreadable state would hide the priors (backoff, cooldowns), so
     /// the run stops with exit 2 before doing anything (agents.md 4.4).
     pub fn check_readable(&self) -> Result<(), StateError> {
+        // A symlinked state file is refused (agents.md 4.1): the atomic rename would replace the link and split the
+        // state in two.
+        lock::refuse_symlink(&self.path).map_err(|e| StateError::Read {
+            path: self.path.display().to_string(),
+            source: e,
+        })?;
         match std::fs::metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(StateError::Read {
@@ -129,11 +135,42 @@ impl StateStore {
         }
     }
 
+    /// Checks, before a run does any work, that the state lock can be taken (agents.md 4.2): something other than
+    /// a regular file at `<state>.lock` (a directory, a symlink) fails at once. With `probe` (real runs; a dry run
+    /// creates no lock file, 4.3) the lock is also taken and released once without waiting, so an unwritable state
+    /// dir fails here too; a lock busy with another writer is fine.
+    ///
+    /// Errors: [`StateError::Lock`] naming the lock file and the reason.
+    pub fn check_lock(&self, probe: bool) -> Result<(), StateError> {
+        let lp = lock_path_for(&self.path);
+        if let Ok(m) = std::fs::symlink_metadata(&lp)
+            && !m.file_type().is_file()
+        {
+            return Err(StateError::Lock(LockError::Io {
+                path: lp.display().to_string(),
+                source: std::io::Error::other(
+                    "something other than a regular file (a directory or symbolic link) is in the place of the \
+                     lock file; remove it by hand",
+                ),
+            }));
+        }
+        if probe {
+            match FileLock::acquire(&lp, std::time::Duration::ZERO) {
+                Ok(_) | Err(LockError::Timeout { .. }) => {}
+                Err(e) => return Err(StateError::Lock(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Lock-free snapshot (agents.md 4.3): missing → empty; unreadable or corrupt → empty with an ERROR line; never
     /// quarantines or writes.
     pub fn snapshot(&self, now: DateTime<Utc>) -> OpsState {
         match self.try_snapshot(now) {
-            Ok(s) => s,
+            Ok(s) => {
+                self.report_verbatim(&s);
+                s
+            }
             Err(e) => {
                 crate::logging::error("ops-state", format!("{e}; using an empty snapshot"));
                 OpsState::empty(now)
@@ -188,7 +225,10 @@ impl StateStore {
             }
         };
         match parse_state(&bytes, now) {
-            Ok(s) => Ok(s),
+            Ok(s) => {
+                self.report_verbatim(&s);
+                Ok(s)
+            }
             Err(reason) => match lock::quarantine(&self.path) {
                 Ok(q) => {
                     crate::logging::error(
@@ -212,6 +252,33 @@ impl StateStore {
         }
     }
 
+    /// One ERROR for the elements kept verbatim (agents.md 4.4), logged once per process for the same content so
+    /// the snapshot and the locked read of a run (or every run of the daemon) do not repeat it.
+    fn report_verbatim(&self, st: &OpsState) {
+        if st.parse_problems.is_empty() {
+            return;
+        }
+        const SHOWN: usize = 3;
+        let n = st.parse_problems.len();
+        let mut listed = st.parse_problems[..n.min(SHOWN)].join("; ");
+        if n > SHOWN {
+            listed.push_str(&format!("; … {} more", n - SHOWN));
+        }
+        let msg = format!(
+            "state file {}: {n} element{} do{} not parse and {} kept verbatim (not counted as incidents or \
+             remediations; the file is not quarantined): {listed}",
+            self.path.display(),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "es" } else { "" },
+            if n == 1 { "is" } else { "are" },
+        );
+        static REPORTED: std::sync::Mutex<Option<HashSet<String>>> = std::sync::Mutex::new(None);
+        let mut g = REPORTED.lock().unwrap_or_else(|e| e.into_inner());
+        if g.get_or_insert_with(HashSet::new).insert(msg.clone()) {
+            crate::logging::error("ops-state", msg);
+        }
+    }
+
     fn write(&self, state: &OpsState) -> Result<(), StateError> {
         let bytes =
             serde_json::to_vec_pretty(&state.to_value()).map_err(|e| StateError::Write {
@@ -225,9 +292,10 @@ impl StateStore {
     }
 }
 
-/// Reads a file that must be a regular file (symlinks followed). A FIFO, socket or device in its place is an error
+/// Reads a file that must be a regular file (a symlink is refused, agents.md 4.1). A FIFO, socket or device in its place is an error
 /// instead of a read that could block the run forever; a directory fails as usual (`EISDIR`).
 fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    lock::refuse_symlink(path)?;
     let meta = std::fs::metadata(path)?;
     let ft = meta.file_type();
     if !ft.is_file() && !ft.is_dir() {
@@ -382,12 +450,20 @@ pub fn upsert(state: &mut OpsState, mut inc: Incident) {
         }
         *stored = inc;
     } else {
+        // A stored copy that did not parse is replaced like any stored copy (no duplicate ids in the file).
+        state
+            .verbatim_incidents
+            .retain(|v| v.get("id").and_then(Value::as_str) != Some(inc.id.as_str()));
         state.incidents.push(inc);
     }
 }
 
+/// Most elements of each array kept verbatim because they do not parse (agents.md 4.7): beyond it the oldest (first
+/// in the file) go, with a WARNING. They are never pruned by age (they have no usable time).
+pub const MAX_VERBATIM: usize = 50;
+
 /// Pruning, caps and eviction of agents.md 4.7. Never evicts an active incident (a WARNING when active ones alone
-/// exceed the cap).
+/// exceed the cap). Verbatim elements are capped at [`MAX_VERBATIM`] per array.
 pub fn prune(state: &mut OpsState, now: DateTime<Utc>, r: Retention) {
     let cutoff = now - Duration::hours(r.resolved_retention_hours as i64);
     state.incidents.retain(|i| {
@@ -398,10 +474,11 @@ pub fn prune(state: &mut OpsState, now: DateTime<Utc>, r: Retention) {
             }
     });
     let rem_cutoff = now - Duration::hours(24);
+    // An unparseable timestamp is an unknown age, not an old one (agents.md 1.1): kept, evicted first by the cap.
     state.recent_remediations.retain(|a| {
         parse_ts(&a.timestamp)
             .map(|t| t >= rem_cutoff)
-            .unwrap_or(false)
+            .unwrap_or(true)
     });
     if state.incidents.len() > r.max_incidents {
         let mut resolved: Vec<(Option<DateTime<Utc>>, String)> = state
@@ -425,6 +502,22 @@ pub fn prune(state: &mut OpsState, now: DateTime<Utc>, r: Retention) {
                     "{} active incidents exceed OPS_MAX_INCIDENTS ({}); keeping all active ones",
                     state.incidents.len(),
                     r.max_incidents
+                ),
+            );
+        }
+    }
+    for (what, items) in [
+        ("incidents", &mut state.verbatim_incidents),
+        ("recentRemediations", &mut state.verbatim_remediations),
+    ] {
+        if items.len() > MAX_VERBATIM {
+            let excess = items.len() - MAX_VERBATIM;
+            items.drain(..excess);
+            crate::logging::warn(
+                "ops-state",
+                format!(
+                    "dropped the {excess} oldest unparseable {what} element(s) kept verbatim (at most \
+                     {MAX_VERBATIM} are kept)"
                 ),
             );
         }
@@ -563,6 +656,27 @@ mod tests {
         );
         assert_eq!(st.incidents.len(), 4);
         assert!(st.incidents.iter().all(|i| i.is_active()));
+    }
+
+    #[test]
+    fn verbatim_elements_are_capped_not_pruned_by_age_and_replaced_by_an_upsert_of_their_id() {
+        let now = Utc::now();
+        let mut st = OpsState::empty(now);
+        for n in 0..MAX_VERBATIM + 3 {
+            st.verbatim_incidents.push(serde_json::json!({"id": n}));
+        }
+        let re_raised = inc("past_end_schedule", "s1", now);
+        st.verbatim_incidents
+            .push(serde_json::json!({"id": re_raised.id, "attempts": "3"}));
+        upsert(&mut st, re_raised);
+        assert_eq!(st.incidents.len(), 1);
+        prune(&mut st, now, Retention::default());
+        assert_eq!(st.verbatim_incidents.len(), MAX_VERBATIM);
+        assert_eq!(
+            st.verbatim_incidents[0],
+            serde_json::json!({"id": 3}),
+            "the oldest go first"
+        );
     }
 
     #[test]
