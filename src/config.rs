@@ -9,17 +9,44 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A configuration error: the message names the variable or file (exit 2 before any I/O, agents.md 1.3).
-#[derive(Debug, thiserror::Error)]
-#[error("configuration error: {0}")]
-pub struct ConfigError(pub String);
+/// Configuration errors, every one found in one pass (agents.md 8.1): each message names the variable or file, never
+/// a secret value. Any of them means exit 2 before any I/O (agents.md 1.3). Displayed one per line, each prefixed with
+/// `configuration error: `.
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<String>);
+
+impl ConfigError {
+    /// One error.
+    pub fn one(msg: impl Into<String>) -> ConfigError {
+        ConfigError(vec![msg.into()])
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, m) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "configuration error: {m}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
 
 /// The merged key/value sources, with provenance for `config check`; it remembers which variables the configuration
 /// read, so that `config check` can name set variables nobody reads (typos such as `OPS_EMIAL`).
+///
+/// The typed getters ([`Source::bool`], [`Source::u64`], [`Source::f64`], [`Source::url`]) never stop at a malformed
+/// value: they record the error (naming the variable) and return the default, so that validation goes on and
+/// [`Config::from_source`] fails with every error at once (agents.md 8.1); a malformed value is never used.
 #[derive(Debug, Clone, Default)]
 pub struct Source {
     vals: HashMap<String, (String, &'static str)>,
     read: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    errors: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Prefixes of the variables this program owns (agents.md 8); a set variable with one of them that the configuration
@@ -53,6 +80,7 @@ impl Source {
         Source {
             vals,
             read: Default::default(),
+            errors: Default::default(),
         }
     }
 
@@ -66,6 +94,7 @@ impl Source {
                 .map(|(k, v)| (k.into(), (v.into(), "env")))
                 .collect(),
             read: Default::default(),
+            errors: Default::default(),
         }
     }
 
@@ -108,87 +137,101 @@ impl Source {
         self.vals.keys()
     }
 
-    /// Parses a boolean (`true|1|yes` / `false|0|no|`), default when unset.
-    pub fn bool(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+    /// Records a configuration error (the message names the variable, never a secret value).
+    pub fn fail(&self, msg: impl Into<String>) {
+        if let Ok(mut e) = self.errors.lock() {
+            e.push(msg.into());
+        }
+    }
+
+    /// Takes the errors recorded so far.
+    fn take_errors(&self) -> Vec<String> {
+        self.errors
+            .lock()
+            .map(|mut e| std::mem::take(&mut *e))
+            .unwrap_or_default()
+    }
+
+    /// Parses a boolean (`true|1|yes` / `false|0|no|`), default when unset; anything else is recorded as an error
+    /// (the default is returned so that validation goes on).
+    pub fn bool(&self, key: &str, default: bool) -> bool {
         match self.raw(key) {
-            None => Ok(default),
+            None => default,
             Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" | "" => Ok(false),
-                _ => Err(ConfigError(format!(
-                    "{key}: expected true/false/1/0/yes/no, got {v:?}"
-                ))),
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" | "" => false,
+                _ => {
+                    self.fail(format!("{key}: expected true/false/1/0/yes/no, got {v:?}"));
+                    default
+                }
             },
         }
     }
 
-    /// Parses a whole number in `[min, max]`, default when unset or empty.
-    pub fn u64(&self, key: &str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
+    /// Parses a whole number in `[min, max]`, default when unset or empty; a malformed or out-of-range value is
+    /// recorded as an error (the default is returned so that validation goes on).
+    pub fn u64(&self, key: &str, default: u64, min: u64, max: u64) -> u64 {
         match self.get(key) {
-            None => Ok(default),
-            Some(v) => {
-                let n: u64 = v.parse().map_err(|_| {
-                    ConfigError(format!(
+            None => default,
+            Some(v) => match v.parse::<u64>() {
+                Err(_) => {
+                    self.fail(format!(
                         "{key}: expected a whole number between {min} and {max}, got {v:?}"
-                    ))
-                })?;
-                if n < min || n > max {
-                    return Err(ConfigError(format!(
-                        "{key}: {n} is out of range {min}..={max}"
-                    )));
+                    ));
+                    default
                 }
-                Ok(n)
-            }
+                Ok(n) if n < min || n > max => {
+                    self.fail(format!("{key}: {n} is out of range {min}..={max}"));
+                    default
+                }
+                Ok(n) => n,
+            },
         }
     }
 
-    /// Parses a finite number in `[min, max]`, default when unset or empty.
-    pub fn f64(&self, key: &str, default: f64, min: f64, max: f64) -> Result<f64, ConfigError> {
+    /// Parses a finite number in `[min, max]`, default when unset or empty; a malformed or out-of-range value is
+    /// recorded as an error (the default is returned so that validation goes on).
+    pub fn f64(&self, key: &str, default: f64, min: f64, max: f64) -> f64 {
         match self.get(key) {
-            None => Ok(default),
-            Some(v) => {
-                let n: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|n: &f64| n.is_finite())
-                    .ok_or_else(|| ConfigError(format!("{key}: expected a number, got {v:?}")))?;
-                if n < min || n > max {
-                    return Err(ConfigError(format!(
-                        "{key}: {n} is out of range {min}..={max}"
-                    )));
+            None => default,
+            Some(v) => match v.parse::<f64>().ok().filter(|n| n.is_finite()) {
+                None => {
+                    self.fail(format!("{key}: expected a number, got {v:?}"));
+                    default
                 }
-                Ok(n)
-            }
+                Some(n) if n < min || n > max => {
+                    self.fail(format!("{key}: {n} is out of range {min}..={max}"));
+                    default
+                }
+                Some(n) => n,
+            },
         }
     }
 
-    /// Parses a URL (http/https unless `schemes` says otherwise).
-    pub fn url(
-        &self,
-        key: &str,
-        default: Option<&str>,
-        schemes: &[&str],
-    ) -> Result<Option<String>, ConfigError> {
+    /// Parses a URL (http/https unless `schemes` says otherwise), `default` when unset; an invalid one is recorded
+    /// as an error (the message never quotes the value: URLs carry credentials) and `default` is returned.
+    pub fn url(&self, key: &str, default: Option<&str>, schemes: &[&str]) -> Option<String> {
         let v = match self.get(key) {
             Some(v) => v,
-            None => match default {
-                Some(d) => d.to_string(),
-                None => return Ok(None),
-            },
+            None => return default.map(String::from),
         };
-        let p = url::Url::parse(&v)
-            .map_err(|e| ConfigError(format!("{key}: not a valid URL ({e})")))?;
-        if !schemes.contains(&p.scheme()) {
-            return Err(ConfigError(format!(
+        let problem = match url::Url::parse(&v) {
+            Err(e) => Some(format!("{key}: not a valid URL ({e})")),
+            Ok(p) if !schemes.contains(&p.scheme()) => Some(format!(
                 "{key}: scheme {:?} not allowed (expected {})",
                 p.scheme(),
                 schemes.join(" or ")
-            )));
+            )),
+            Ok(p) if p.host_str().is_none() => Some(format!("{key}: URL has no host")),
+            Ok(_) => None,
+        };
+        match problem {
+            Some(m) => {
+                self.fail(m);
+                default.map(String::from)
+            }
+            None => Some(v),
         }
-        if p.host_str().is_none() {
-            return Err(ConfigError(format!("{key}: URL has no host")));
-        }
-        Ok(Some(v))
     }
 
     /// A comma-separated list (empty items dropped), `None` when unset.
@@ -238,8 +281,9 @@ pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
 
 /// Parses a TOML configuration file whose keys are environment variable names (lower case allowed).
 pub fn parse_toml_file(path: &Path) -> Result<HashMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+    let text = read_config_text(path, "config file", false)
+        .map_err(ConfigError::one)?
+        .unwrap_or_default();
     // The parser's own message quotes the offending line, which may hold a password: report only where and why.
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let at = e
@@ -251,7 +295,7 @@ pub fn parse_toml_file(path: &Path) -> Result<HashMap<String, String>, ConfigErr
                 format!(" at line {line}, column {col}")
             })
             .unwrap_or_default();
-        ConfigError(format!(
+        ConfigError::one(format!(
             "config file {}: invalid TOML{at}: {}",
             path.display(),
             e.message().trim()
@@ -274,7 +318,7 @@ pub fn parse_toml_file(path: &Path) -> Result<HashMap<String, String>, ConfigErr
                 .join(","),
             other => {
                 // Name the kind only: the value itself may be a secret.
-                return Err(ConfigError(format!(
+                return Err(ConfigError::one(format!(
                     "config file {}: key {k} has an unsupported value (a {}; expected a string, number, boolean or \
                      array)",
                     path.display(),
@@ -705,44 +749,147 @@ fn origin_of(u: &str) -> String {
     }
 }
 
+/// The result of `vizora-ops config check` ([`Config::check`]).
+#[derive(Debug)]
+pub struct ConfigCheck {
+    /// The configuration, defaults standing in for invalid values: only for describing it when `errors` is non-empty.
+    pub config: Config,
+    /// Every configuration error found (empty → valid), each naming the variable or file, never a secret.
+    pub errors: Vec<String>,
+}
+
+/// Reads a configuration file as UTF-8 text (agents.md 8.1). `Ok(None)` when it does not exist and `optional`.
+/// Anything else that keeps its values from being read in full (not a regular file, unreadable, not valid UTF-8) is an
+/// error naming the file and, for bad bytes, the byte offset of the first invalid byte: silently dropping a file
+/// could lose `OPS_DRY_RUN=yes` and let a planned dry run change production.
+fn read_config_text(path: &Path, what: &str, optional: bool) -> Result<Option<String>, String> {
+    let shown = path.display();
+    // Checked before reading: a FIFO or device in place of the file would block the read (never hang, agents.md 1.6).
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && optional => return Ok(None),
+        Err(e) => return Err(format!("{what} {shown}: cannot read it ({e})")),
+        Ok(m) if !m.is_file() => {
+            return Err(format!("{what} {shown}: not a regular file"));
+        }
+        Ok(_) => {}
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{what} {shown}: cannot read it ({e})"))?;
+    match String::from_utf8(bytes) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) => {
+            let off = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..off].iter().filter(|&&b| b == b'\n').count() + 1;
+            Err(format!(
+                "{what} {shown}: not valid UTF-8: invalid byte at offset {off} (line {line}); none of its values \
+                 were used; save the file as UTF-8"
+            ))
+        }
+    }
+}
+
+/// The process environment, `<root>/.env` and the TOML file as one source, with the root directory and the errors
+/// met reading them (agents.md 8.1).
+fn gather(config_file: Option<&Path>) -> (Source, PathBuf, Vec<String>) {
+    let mut errors = Vec::new();
+    // `std::env::vars` panics on a non-UTF-8 variable: take them raw, and fail only on one this program reads.
+    let mut env: HashMap<String, String> = HashMap::new();
+    for (k, v) in std::env::vars_os() {
+        match (k.into_string(), v.into_string()) {
+            (Ok(k), Ok(v)) => {
+                env.insert(k, v);
+            }
+            (Ok(k), Err(_))
+                if OWN_PREFIXES.iter().any(|p| k.starts_with(p)) || is_secret_var(&k) =>
+            {
+                errors.push(format!("{k} (environment): not valid UTF-8"));
+            }
+            _ => {}
+        }
+    }
+    let root = env
+        .get("OPS_ROOT_DIR")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
+    let dotenv = match read_config_text(&root.join(".env"), ".env file", true) {
+        Ok(Some(t)) => parse_dotenv(&t),
+        Ok(None) => HashMap::new(),
+        Err(e) => {
+            errors.push(e);
+            HashMap::new()
+        }
+    };
+    let file_path = config_file.map(PathBuf::from).or_else(|| {
+        env.get("OPS_CONFIG_FILE")
+            .or_else(|| dotenv.get("OPS_CONFIG_FILE"))
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+    });
+    let file = match file_path {
+        Some(p) => parse_toml_file(&p).unwrap_or_else(|e| {
+            errors.extend(e.0);
+            HashMap::new()
+        }),
+        None => HashMap::new(),
+    };
+    let src = Source::layered(env, dotenv, file);
+    src.raw("OPS_CONFIG_FILE"); // read above, before the source existed
+    (src, root, errors)
+}
+
 impl Config {
     /// Loads from the process environment, `<root>/.env` and the optional TOML file (`config_file` wins over
     /// `OPS_CONFIG_FILE`). Registers every secret value for redaction.
+    ///
+    /// # Errors
+    /// Every problem found, in one [`ConfigError`]: an unreadable or non-UTF-8 `.env` or TOML file (naming the file and
+    /// the byte offset of the first invalid byte; the file's values are then not used at all), and every invalid
+    /// variable (agents.md 8.1).
     pub fn load(config_file: Option<&Path>) -> Result<Config, ConfigError> {
-        let env: HashMap<String, String> = std::env::vars().collect();
-        let root = env
-            .get("OPS_ROOT_DIR")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
-        let dotenv = match std::fs::read_to_string(root.join(".env")) {
-            Ok(t) => parse_dotenv(&t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HashMap::new(),
-            Err(e) => {
-                crate::logging::warn(
-                    "config",
-                    format!("cannot read {}: {e}", root.join(".env").display()),
-                );
-                HashMap::new()
-            }
-        };
-        let file_path = config_file.map(PathBuf::from).or_else(|| {
-            env.get("OPS_CONFIG_FILE")
-                .or_else(|| dotenv.get("OPS_CONFIG_FILE"))
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from)
-        });
-        let file = match file_path {
-            Some(p) => parse_toml_file(&p)?,
-            None => HashMap::new(),
-        };
-        let src = Source::layered(env, dotenv, file);
-        src.raw("OPS_CONFIG_FILE"); // read above, before the source existed
-        Config::from_source(src, &root)
+        let (src, root, mut errors) = gather(config_file);
+        let (cfg, build_errors) = Config::build(src, &root);
+        errors.extend(build_errors);
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    /// What `vizora-ops config check` reports: [`Config::load`]'s errors plus the problems a run would only meet later
+    /// ([`Config::run_time_problems`]), all in one pass. The returned configuration stands in defaults for invalid
+    /// values: it is for describing the configuration only and must never run an agent when `errors` is non-empty.
+    pub fn check(config_file: Option<&Path>) -> ConfigCheck {
+        let (src, root, mut errors) = gather(config_file);
+        let (config, build_errors) = Config::build(src, &root);
+        errors.extend(build_errors);
+        errors.extend(
+            config
+                .run_time_problems()
+                .into_iter()
+                .map(|(var, why)| format!("{var}: {why}")),
+        );
+        ConfigCheck { config, errors }
     }
 
     /// Builds and validates a configuration from a source; `default_root` is used when `OPS_ROOT_DIR` is unset.
+    ///
+    /// # Errors
+    /// Every invalid variable, each message naming it (agents.md 8.1).
     pub fn from_source(src: Source, default_root: &Path) -> Result<Config, ConfigError> {
+        let (cfg, errors) = Config::build(src, default_root);
+        if errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    /// Builds the configuration and collects every validation error instead of stopping at the first (agents.md 8.1):
+    /// an invalid value is replaced by its default so that the checks after it still run; with errors, the
+    /// configuration is only good for describing.
+    fn build(src: Source, default_root: &Path) -> (Config, Vec<String>) {
+        src.take_errors();
         let root = src
             .get("OPS_ROOT_DIR")
             .map(PathBuf::from)
@@ -772,24 +919,20 @@ impl Config {
                     || p.file_name().is_none()
                     || p.file_name().is_some_and(|n| n == "." || n == "..")
                 {
-                    return Err(ConfigError(format!(
+                    src.fail(format!(
                         "{key}: must name a file, not a directory (got {v:?})"
-                    )));
+                    ));
                 }
             }
         }
         match src.get("OPS_STATE_BACKEND").as_deref() {
             None | Some("file") => {}
-            Some("redis") => {
-                return Err(ConfigError(
-                    "OPS_STATE_BACKEND: the redis state backend is not available in this version; use file".into(),
-                ));
-            }
-            Some(o) => {
-                return Err(ConfigError(format!(
-                    "OPS_STATE_BACKEND: expected file or redis, got {o:?}"
-                )));
-            }
+            Some("redis") => src.fail(
+                "OPS_STATE_BACKEND: the redis state backend is not available in this version; use file",
+            ),
+            Some(o) => src.fail(format!(
+                "OPS_STATE_BACKEND: expected file or redis, got {o:?}"
+            )),
         }
 
         let agents = match src.list("OPS_AGENTS") {
@@ -797,19 +940,22 @@ impl Config {
             Some(l) if l.is_empty() => AgentName::ALL.to_vec(),
             Some(l) => l
                 .iter()
-                .map(|a| AgentName::parse(a).map_err(|e| ConfigError(format!("OPS_AGENTS: {e}"))))
-                .collect::<Result<Vec<_>, _>>()?,
+                .filter_map(|a| {
+                    AgentName::parse(a)
+                        .map_err(|e| src.fail(format!("OPS_AGENTS: {e}")))
+                        .ok()
+                })
+                .collect(),
         };
         let global_deadline = src
             .get("OPS_RUN_DEADLINE_S")
             .map(|_| ())
-            .map(|_| src.u64("OPS_RUN_DEADLINE_S", 0, 1, 86_400))
-            .transpose()?;
+            .map(|_| src.u64("OPS_RUN_DEADLINE_S", 0, 1, 86_400));
         let mut deadlines_s = BTreeMap::new();
         for a in AgentName::ALL {
             let k = format!("OPS_RUN_DEADLINE_S_{}", a.env_suffix());
             let d = match src.get(&k) {
-                Some(_) => src.u64(&k, 0, 1, 86_400)?,
+                Some(_) => src.u64(&k, 0, 1, 86_400),
                 None => global_deadline.unwrap_or(a.default_deadline_s()),
             };
             deadlines_s.insert(a, d);
@@ -819,9 +965,9 @@ impl Config {
             if let Some(c) = src.get(&k)
                 && c.split_whitespace().count() != 5
             {
-                return Err(ConfigError(format!(
+                src.fail(format!(
                     "{k}: expected a 5-field cron expression, got {c:?}"
-                )));
+                ));
             }
         }
 
@@ -831,7 +977,7 @@ impl Config {
                 "VALIDATOR_BASE_URL",
                 Some("http://localhost:3000"),
                 &["http", "https"],
-            )?
+            )
             .map(|u| origin_of(&u))
             .unwrap_or_default();
         let email = src.get("OPS_EMAIL").or_else(|| src.get("VALIDATOR_EMAIL"));
@@ -850,16 +996,16 @@ impl Config {
             Some("file") => RateLimitBackend::File,
             Some("redis") => RateLimitBackend::Redis,
             Some(o) => {
-                return Err(ConfigError(format!(
+                src.fail(format!(
                     "OPS_RATE_LIMIT_BACKEND: expected auto, memory, file or redis, got {o:?}"
-                )));
+                ));
+                RateLimitBackend::File
             }
         };
         if rate_backend == RateLimitBackend::Redis {
-            return Err(ConfigError(
-                "OPS_RATE_LIMIT_BACKEND: the redis rate budget is not available in this version; use file or memory"
-                    .into(),
-            ));
+            src.fail(
+                "OPS_RATE_LIMIT_BACKEND: the redis rate budget is not available in this version; use file or memory",
+            );
         }
         let api = ApiConfig {
             base_url,
@@ -870,33 +1016,28 @@ impl Config {
                 5000,
                 1,
                 600_000,
-            )?),
+            )),
             request_timeout: Duration::from_millis(src.u64(
                 "OPS_HTTP_TIMEOUT_MS",
                 30_000,
                 1,
                 600_000,
-            )?),
-            probe_timeout: Duration::from_millis(src.u64(
-                "OPS_PROBE_TIMEOUT_MS",
-                5000,
-                1,
-                600_000,
-            )?),
+            )),
+            probe_timeout: Duration::from_millis(src.u64("OPS_PROBE_TIMEOUT_MS", 5000, 1, 600_000)),
             notify_timeout: Duration::from_millis(src.u64(
                 "OPS_NOTIFY_TIMEOUT_MS",
                 10_000,
                 1,
                 600_000,
-            )?),
-            retries: src.u64("OPS_HTTP_RETRIES", 3, 0, 10)? as u32,
-            max_list_items: src.u64("OPS_MAX_LIST_ITEMS", 100_000, 1, 100_000_000)? as usize,
-            rate_per_second: src.u64("OPS_RATE_PER_SECOND", 10, 1, 1_000_000)? as u32,
-            rate_per_minute: src.u64("OPS_RATE_PER_MINUTE", 100, 1, 100_000_000)? as u32,
-            rate_per_hour: src.u64("OPS_RATE_PER_HOUR", 1000, 1, 1_000_000_000)? as u32,
-            logins_per_minute: src.u64("OPS_LOGINS_PER_MINUTE", 5, 1, 1_000_000)? as u32,
+            )),
+            retries: src.u64("OPS_HTTP_RETRIES", 3, 0, 10) as u32,
+            max_list_items: src.u64("OPS_MAX_LIST_ITEMS", 100_000, 1, 100_000_000) as usize,
+            rate_per_second: src.u64("OPS_RATE_PER_SECOND", 10, 1, 1_000_000) as u32,
+            rate_per_minute: src.u64("OPS_RATE_PER_MINUTE", 100, 1, 100_000_000) as u32,
+            rate_per_hour: src.u64("OPS_RATE_PER_HOUR", 1000, 1, 1_000_000_000) as u32,
+            logins_per_minute: src.u64("OPS_LOGINS_PER_MINUTE", 5, 1, 1_000_000) as u32,
             rate_backend,
-            rate_redis_url: src.url("OPS_RATE_LIMIT_REDIS_URL", None, &["redis", "rediss"])?,
+            rate_redis_url: src.url("OPS_RATE_LIMIT_REDIS_URL", None, &["redis", "rediss"]),
         };
 
         // health-guardian
@@ -905,9 +1046,10 @@ impl Config {
             Some("systemd") => ProcessManagerKind::Systemd,
             Some("sandbox") => ProcessManagerKind::Sandbox,
             Some(o) => {
-                return Err(ConfigError(format!(
+                src.fail(format!(
                     "OPS_PROCESS_MANAGER: expected pm2, systemd or sandbox, got {o:?}"
-                )));
+                ));
+                ProcessManagerKind::Pm2
             }
         };
         let mut pm2_apps = BTreeMap::new();
@@ -922,36 +1064,41 @@ impl Config {
             ("web", "vizora-web", "vizora-web.service"),
         ] {
             let up = svc.to_ascii_uppercase();
-            pm2_apps.insert(
-                svc.to_string(),
-                src.get(&format!("OPS_PM2_APP_{up}")).unwrap_or(app.into()),
-            );
+            let key = format!("OPS_PM2_APP_{up}");
+            let name = src.get(&key).unwrap_or(app.into());
+            // pm2 reads `all` as every process: a restart of this one service would restart every app on the host,
+            // the ops agents included, and nothing at run time stops it (agents.md 6.1.3, 8.4).
+            if name.eq_ignore_ascii_case("all") {
+                src.fail(format!("{key}: {PM2_ALL_REASON}"));
+            }
+            pm2_apps.insert(svc.to_string(), name);
             systemd_units.insert(
                 svc.to_string(),
                 src.get(&format!("OPS_SYSTEMD_UNIT_{up}"))
                     .unwrap_or(unit.into()),
             );
         }
-        let probe = |key: &str, default: &str| -> Result<String, ConfigError> {
+        let probe = |key: &str, default: &str| -> String {
             let u = src
-                .url(key, Some(default), &["http", "https"])?
+                .url(key, Some(default), &["http", "https"])
                 .unwrap_or_default();
             if !is_loopback_url(&u) {
-                return Err(ConfigError(format!(
+                src.fail(format!(
                     "{key}: probes are loopback only (got a non-loopback host)"
-                )));
+                ));
+                return default.to_string();
             }
-            Ok(u)
+            u
         };
         let middleware_probe_url = probe(
             "OPS_MIDDLEWARE_PROBE_URL",
             "http://127.0.0.1:3000/api/v1/health/ready",
-        )?;
+        );
         let realtime_probe_url = probe(
             "OPS_REALTIME_PROBE_URL",
             "http://127.0.0.1:3002/api/health/ready",
-        )?;
-        let web_probe_url = probe("OPS_WEB_PROBE_URL", "http://127.0.0.1:3001/")?;
+        );
+        let web_probe_url = probe("OPS_WEB_PROBE_URL", "http://127.0.0.1:3001/");
         let (edge_url, edge_off_reason) = match src.get("WEB_URL") {
             None => (None, Some("WEB_URL is unset".to_string())),
             Some(w) => match url::Url::parse(&w) {
@@ -961,7 +1108,10 @@ impl Config {
                     (Some(w), None)
                 }
                 Ok(_) => (None, Some("WEB_URL is loopback or not http(s)".to_string())),
-                Err(_) => return Err(ConfigError("WEB_URL: not a valid URL".into())),
+                Err(_) => {
+                    src.fail("WEB_URL: not a valid URL");
+                    (None, Some("WEB_URL is not a valid URL".to_string()))
+                }
             },
         };
         let health = HealthConfig {
@@ -970,59 +1120,46 @@ impl Config {
             systemctl_bin: src
                 .get("OPS_SYSTEMCTL_BIN")
                 .unwrap_or_else(|| "systemctl".into()),
-            pm2_timeout: Duration::from_secs(src.u64("OPS_PM2_TIMEOUT_S", 30, 1, 3600)?),
-            pm2_jlist_timeout: Duration::from_secs(src.u64(
-                "OPS_PM2_JLIST_TIMEOUT_S",
-                15,
-                1,
-                3600,
-            )?),
+            pm2_timeout: Duration::from_secs(src.u64("OPS_PM2_TIMEOUT_S", 30, 1, 3600)),
+            pm2_jlist_timeout: Duration::from_secs(src.u64("OPS_PM2_JLIST_TIMEOUT_S", 15, 1, 3600)),
             pm2_apps,
             systemd_units,
             middleware_probe_url,
             realtime_probe_url,
             web_probe_url,
-            probe_confirm_s: src.u64("OPS_PROBE_CONFIRM_S", 5, 0, 600)?,
+            probe_confirm_s: src.u64("OPS_PROBE_CONFIRM_S", 5, 0, 600),
             ecosystem_file: src
                 .get("OPS_ECOSYSTEM_FILE")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| root.join("ecosystem.config.js")),
             node_bin: src.get("OPS_NODE_BIN").unwrap_or_else(|| "node".into()),
-            memory_threshold_pct: src.f64("OPS_MEMORY_THRESHOLD_PCT", 85.0, 0.0, 100.0)?,
-            host_memory_threshold_pct: src.f64(
-                "OPS_HOST_MEMORY_THRESHOLD_PCT",
-                85.0,
-                0.0,
-                100.0,
-            )?,
-            restart_cooldown_s: src.u64("OPS_RESTART_COOLDOWN_S", 30, 0, 3600)?,
-            restart_backoff_base_s: src.u64("OPS_RESTART_BACKOFF_BASE_S", 30, 0, 86_400)?,
-            restart_backoff_cap_s: src.u64("OPS_RESTART_BACKOFF_CAP_S", 600, 0, 86_400)?,
-            restart_max_attempts: src.u64("OPS_RESTART_MAX_ATTEMPTS", 2, 1, 100)? as u32,
-            backoff_reset_minutes: src.u64("OPS_BACKOFF_RESET_MINUTES", 30, 0, 100_000)?,
+            memory_threshold_pct: src.f64("OPS_MEMORY_THRESHOLD_PCT", 85.0, 0.0, 100.0),
+            host_memory_threshold_pct: src.f64("OPS_HOST_MEMORY_THRESHOLD_PCT", 85.0, 0.0, 100.0),
+            restart_cooldown_s: src.u64("OPS_RESTART_COOLDOWN_S", 30, 0, 3600),
+            restart_backoff_base_s: src.u64("OPS_RESTART_BACKOFF_BASE_S", 30, 0, 86_400),
+            restart_backoff_cap_s: src.u64("OPS_RESTART_BACKOFF_CAP_S", 600, 0, 86_400),
+            restart_max_attempts: src.u64("OPS_RESTART_MAX_ATTEMPTS", 2, 1, 100) as u32,
+            backoff_reset_minutes: src.u64("OPS_BACKOFF_RESET_MINUTES", 30, 0, 100_000),
             edge_url,
             edge_off_reason,
-            sandbox_control_url: src.url("OPS_SANDBOX_CONTROL_URL", None, &["http"])?,
+            sandbox_control_url: src.url("OPS_SANDBOX_CONTROL_URL", None, &["http"]),
         };
 
-        let storage_warn_pct = src.f64("OPS_STORAGE_WARN_PCT", 80.0, 0.0, 100.0)?;
-        let storage_critical_pct = src.f64("OPS_STORAGE_CRITICAL_PCT", 90.0, 0.0, 100.0)?;
+        let storage_warn_pct = src.f64("OPS_STORAGE_WARN_PCT", 80.0, 0.0, 100.0);
+        let storage_critical_pct = src.f64("OPS_STORAGE_CRITICAL_PCT", 90.0, 0.0, 100.0);
         if storage_critical_pct < storage_warn_pct {
-            return Err(ConfigError(
-                "OPS_STORAGE_CRITICAL_PCT: must not be below OPS_STORAGE_WARN_PCT".into(),
-            ));
+            src.fail("OPS_STORAGE_CRITICAL_PCT: must not be below OPS_STORAGE_WARN_PCT");
         }
-        let offline_minutes = src.u64("OPS_OFFLINE_MINUTES", 15, 1, 100_000)?;
-        let persistent_offline_minutes =
-            src.u64("OPS_PERSISTENT_OFFLINE_MINUTES", 60, 1, 100_000)?;
+        let offline_minutes = src.u64("OPS_OFFLINE_MINUTES", 15, 1, 100_000);
+        let persistent_offline_minutes = src.u64("OPS_PERSISTENT_OFFLINE_MINUTES", 60, 1, 100_000);
         if persistent_offline_minutes <= offline_minutes {
-            return Err(ConfigError(
-                "OPS_PERSISTENT_OFFLINE_MINUTES: must be greater than OPS_OFFLINE_MINUTES".into(),
-            ));
+            src.fail("OPS_PERSISTENT_OFFLINE_MINUTES: must be greater than OPS_OFFLINE_MINUTES");
         }
         let entity = EntityConfig {
-            orphan_min_age_days: src.u64("OPS_ORPHAN_MIN_AGE_DAYS", 30, 0, 36_500)?,
-            max_archives_per_run: src.u64("OPS_MAX_ARCHIVES_PER_RUN", 100, 0, 1_000_000)? as usize,
+            // 0 days would make content created a moment ago an orphan candidate, archived before any playlist could
+            // reference it (agents.md 6.2.4, 8.5: at least 1 day).
+            orphan_min_age_days: src.u64("OPS_ORPHAN_MIN_AGE_DAYS", 30, 1, 36_500),
+            max_archives_per_run: src.u64("OPS_MAX_ARCHIVES_PER_RUN", 100, 0, 1_000_000) as usize,
             storage_warn_pct,
             storage_critical_pct,
             storage_max_archives_per_run: src.u64(
@@ -1030,52 +1167,43 @@ impl Config {
                 100,
                 0,
                 1_000_000,
-            )? as usize,
-            storage_archive_min_age_days: src.u64(
-                "OPS_STORAGE_ARCHIVE_MIN_AGE_DAYS",
-                7,
-                0,
-                36_500,
-            )?,
+            ) as usize,
+            storage_archive_min_age_days: src.u64("OPS_STORAGE_ARCHIVE_MIN_AGE_DAYS", 7, 0, 36_500),
             content_detail_reads_per_run: src.u64(
                 "OPS_CONTENT_DETAIL_READS_PER_RUN",
                 100,
                 0,
                 100_000_000,
-            )? as usize,
-            thumbnail_probes_per_run: src.u64(
-                "OPS_THUMBNAIL_PROBES_PER_RUN",
-                100,
-                0,
-                100_000_000,
-            )? as usize,
-            thumbnail_recheck_hours: src.u64("OPS_THUMBNAIL_RECHECK_HOURS", 24, 0, 100_000)?,
-            max_file_size_bytes: src.u64("OPS_MAX_FILE_SIZE_MB", 100, 1, 10_000_000)? * 1_048_576,
+            ) as usize,
+            thumbnail_probes_per_run: src.u64("OPS_THUMBNAIL_PROBES_PER_RUN", 100, 0, 100_000_000)
+                as usize,
+            thumbnail_recheck_hours: src.u64("OPS_THUMBNAIL_RECHECK_HOURS", 24, 0, 100_000),
+            max_file_size_bytes: src.u64("OPS_MAX_FILE_SIZE_MB", 100, 1, 10_000_000) * 1_048_576,
             minio_bucket: src
                 .get("MINIO_BUCKET")
                 .unwrap_or_else(|| "vizora-assets".into()),
             offline_minutes,
             persistent_offline_minutes,
-            reconnect_verify_s: src.u64("OPS_RECONNECT_VERIFY_S", 60, 0, 3600)?,
-            fleet_commands_per_minute: src.u64("OPS_FLEET_COMMANDS_PER_MINUTE", 10, 1, 10_000)?
+            reconnect_verify_s: src.u64("OPS_RECONNECT_VERIFY_S", 60, 0, 3600),
+            fleet_commands_per_minute: src.u64("OPS_FLEET_COMMANDS_PER_MINUTE", 10, 1, 10_000)
                 as usize,
-            fleet_max_commands_per_run: src.u64("OPS_FLEET_MAX_COMMANDS_PER_RUN", 20, 0, 100_000)?
+            fleet_max_commands_per_run: src.u64("OPS_FLEET_MAX_COMMANDS_PER_RUN", 20, 0, 100_000)
                 as usize,
             fleet_max_commands_per_episode: src.u64(
                 "OPS_FLEET_MAX_COMMANDS_PER_EPISODE",
                 2,
                 0,
                 1000,
-            )? as u32,
+            ) as u32,
             fleet_display_cooldown_minutes: src.u64(
                 "OPS_FLEET_DISPLAY_COOLDOWN_MINUTES",
                 30,
                 0,
                 100_000,
-            )?,
-            location_min_displays: src.u64("OPS_LOCATION_MIN_DISPLAYS", 3, 1, 100_000)? as usize,
+            ),
+            location_min_displays: src.u64("OPS_LOCATION_MIN_DISPLAYS", 3, 1, 100_000) as usize,
             fallback_playlist_id: src.get("OPS_FALLBACK_PLAYLIST_ID"),
-            overlap_max_comparisons: src.u64("OPS_OVERLAP_MAX_COMPARISONS", 50, 1, 1_000_000)?
+            overlap_max_comparisons: src.u64("OPS_OVERLAP_MAX_COMPARISONS", 50, 1, 1_000_000)
                 as usize,
         };
 
@@ -1090,9 +1218,10 @@ impl Config {
             Some("starttls") => SmtpSecurity::StartTls,
             Some("none") | Some("false") => SmtpSecurity::None,
             Some(o) => {
-                return Err(ConfigError(format!(
+                src.fail(format!(
                     "SMTP_SECURE: expected auto, tls, starttls or none, got {o:?}"
-                )));
+                ));
+                SmtpSecurity::Auto
             }
         };
         let recipients = src
@@ -1102,15 +1231,14 @@ impl Config {
             .unwrap_or_default();
         for r in &recipients {
             if !r.contains('@') || r.contains(char::is_whitespace) {
-                return Err(ConfigError(format!(
+                src.fail(format!(
                     "OPS_ALERT_EMAIL/SMTP_TO: {r:?} is not an e-mail address"
-                )));
+                ));
             }
         }
         let legacy_sla = src
             .get("OPS_WATCHDOG_SLA_MINUTES")
-            .map(|_| src.u64("OPS_WATCHDOG_SLA_MINUTES", 0, 1, 1_000_000))
-            .transpose()?;
+            .map(|_| src.u64("OPS_WATCHDOG_SLA_MINUTES", 0, 1, 1_000_000));
         let mut sla_minutes = BTreeMap::new();
         let mut heartbeat_urls = BTreeMap::new();
         for a in AgentName::ALL {
@@ -1119,20 +1247,20 @@ impl Config {
                 _ => legacy_sla.unwrap_or(a.interval_s() * 2 / 60),
             };
             let k = format!("OPS_SLA_{}_MINUTES", a.env_suffix());
-            sla_minutes.insert(a, src.u64(&k, default, 1, 1_000_000)?);
+            sla_minutes.insert(a, src.u64(&k, default, 1, 1_000_000));
             let hk = format!("OPS_HEARTBEAT_URL_{}", a.env_suffix());
-            let mut hb = src.url(&hk, None, &["http", "https"])?;
+            let mut hb = src.url(&hk, None, &["http", "https"]);
             if hb.is_none() && a == AgentName::HealthGuardian {
-                hb = src.url("HEALTHCHECKS_HEALTH_GUARDIAN_URL", None, &["http", "https"])?;
+                hb = src.url("HEALTHCHECKS_HEALTH_GUARDIAN_URL", None, &["http", "https"]);
             }
             if let Some(h) = hb {
                 heartbeat_urls.insert(a, h);
             }
         }
         let alert = AlertConfig {
-            slack_webhook_url: src.url("SLACK_WEBHOOK_URL", None, &["http", "https"])?,
+            slack_webhook_url: src.url("SLACK_WEBHOOK_URL", None, &["http", "https"]),
             smtp_host: src.get("SMTP_HOST"),
-            smtp_port: src.u64("SMTP_PORT", 587, 1, 65_535)? as u16,
+            smtp_port: src.u64("SMTP_PORT", 587, 1, 65_535) as u16,
             smtp_secure,
             smtp_user: src.get("SMTP_USER"),
             smtp_pass: src.get("SMTP_PASS").or_else(|| src.get("SMTP_PASSWORD")),
@@ -1140,32 +1268,30 @@ impl Config {
                 .get("SMTP_FROM")
                 .unwrap_or_else(|| "vizora-ops@vizora.cloud".into()),
             recipients,
-            dedup_minutes: src.u64("OPS_ALERT_DEDUP_MINUTES", 60, 0, 1_000_000)?,
-            critical_realert_minutes: src.u64("OPS_CRITICAL_REALERT_MINUTES", 60, 0, 1_000_000)?,
-            notify_fixes: src.bool("OPS_NOTIFY_FIXES", true)?,
-            dashboard_max_bytes: src.u64("OPS_DASHBOARD_MAX_BYTES", 90_000, 1_000, 100_000_000)?
+            dedup_minutes: src.u64("OPS_ALERT_DEDUP_MINUTES", 60, 0, 1_000_000),
+            critical_realert_minutes: src.u64("OPS_CRITICAL_REALERT_MINUTES", 60, 0, 1_000_000),
+            notify_fixes: src.bool("OPS_NOTIFY_FIXES", true),
+            dashboard_max_bytes: src.u64("OPS_DASHBOARD_MAX_BYTES", 90_000, 1_000, 100_000_000)
                 as usize,
-            ops_server_url: src.url("OPS_SERVER_URL", None, &["http", "https"])?,
+            ops_server_url: src.url("OPS_SERVER_URL", None, &["http", "https"]),
             ops_api_token: src.get("OPS_API_TOKEN"),
             sla_minutes,
             heartbeat_urls,
-            capture_only: src.bool("OPS_ALERT_CAPTURE_ONLY", false)?,
+            capture_only: src.bool("OPS_ALERT_CAPTURE_ONLY", false),
         };
 
         // db-maintainer
         let ident = regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").expect("regex");
-        let ident_list = |key: &str, default: &[&str]| -> Result<Vec<String>, ConfigError> {
+        let ident_list = |key: &str, default: &[&str]| -> Vec<String> {
             let l = src
                 .list(key)
                 .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
             for i in &l {
                 if !ident.is_match(i) {
-                    return Err(ConfigError(format!(
-                        "{key}: {i:?} is not a plain SQL identifier"
-                    )));
+                    src.fail(format!("{key}: {i:?} is not a plain SQL identifier"));
                 }
             }
-            Ok(l)
+            l
         };
         let vacuum_tables = ident_list(
             "OPS_VACUUM_TABLES",
@@ -1178,7 +1304,7 @@ impl Config {
                 "users",
                 "content_impressions",
             ],
-        )?;
+        );
         let reindex_indexes = ident_list(
             "OPS_REINDEX_INDEXES",
             &[
@@ -1195,15 +1321,13 @@ impl Config {
                 "PlaylistItem_contentId_idx",
                 "AuditLog_createdAt_idx",
             ],
-        )?;
-        let reindex_tables = ident_list("OPS_REINDEX_TABLES", &[])?;
+        );
+        let reindex_tables = ident_list("OPS_REINDEX_TABLES", &[]);
         let database_url = src.get("DATABASE_URL");
         if let Some(d) = &database_url
             && !(d.starts_with("postgres://") || d.starts_with("postgresql://"))
         {
-            return Err(ConfigError(
-                "DATABASE_URL: expected a postgres:// or postgresql:// URL".into(),
-            ));
+            src.fail("DATABASE_URL: expected a postgres:// or postgresql:// URL");
         }
         let backup_locations = match src.list("OPS_BACKUP_LOCATIONS") {
             Some(l) => l,
@@ -1223,11 +1347,11 @@ impl Config {
             }
         };
         let s3_endpoint = match src.get("OPS_S3_ENDPOINT") {
-            Some(e) => src.url("OPS_S3_ENDPOINT", Some(&e), &["http", "https"])?,
+            Some(e) => src.url("OPS_S3_ENDPOINT", Some(&e), &["http", "https"]),
             None => match src.get("MINIO_ENDPOINT") {
                 Some(h) => {
-                    let ssl = src.bool("MINIO_USE_SSL", false)?;
-                    let port = src.u64("MINIO_PORT", 9000, 1, 65_535)?;
+                    let ssl = src.bool("MINIO_USE_SSL", false);
+                    let port = src.u64("MINIO_PORT", 9000, 1, 65_535);
                     let host = h
                         .trim_start_matches("http://")
                         .trim_start_matches("https://")
@@ -1249,26 +1373,26 @@ impl Config {
                     "REDIS_URL",
                     Some("redis://localhost:6379"),
                     &["redis", "rediss"],
-                )?
+                )
                 .unwrap_or_default(),
             vacuum_tables,
             reindex_indexes,
             reindex_tables,
-            lock_timeout_s: src.u64("OPS_DB_LOCK_TIMEOUT_S", 30, 1, 86_400)?,
-            statement_timeout_s: src.u64("OPS_DB_STATEMENT_TIMEOUT_S", 1800, 1, 86_400)?,
-            redis_scan_max_keys: src.u64("OPS_REDIS_SCAN_MAX_KEYS", 100_000, 0, 1_000_000_000)?,
-            redis_memory_warn_pct: src.f64("OPS_REDIS_MEMORY_WARN_PCT", 85.0, 0.0, 100.0)?,
+            lock_timeout_s: src.u64("OPS_DB_LOCK_TIMEOUT_S", 30, 1, 86_400),
+            statement_timeout_s: src.u64("OPS_DB_STATEMENT_TIMEOUT_S", 1800, 1, 86_400),
+            redis_scan_max_keys: src.u64("OPS_REDIS_SCAN_MAX_KEYS", 100_000, 0, 1_000_000_000),
+            redis_memory_warn_pct: src.f64("OPS_REDIS_MEMORY_WARN_PCT", 85.0, 0.0, 100.0),
             pm2_log_dir: src
                 .get("OPS_PM2_LOG_DIR")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| log_dir.clone()),
-            log_rotate_days: src.u64("OPS_LOG_ROTATE_DAYS", 7, 0, 36_500)?,
-            log_tail_bytes: src.u64("OPS_LOG_TAIL_BYTES", 1_048_576, 1, u64::MAX / 2)?,
-            log_max_bytes: src.u64("OPS_LOG_MAX_BYTES", 52_428_800, 1, u64::MAX / 2)?,
-            audit_max_bytes: src.u64("OPS_AUDIT_MAX_BYTES", 52_428_800, 1, u64::MAX / 2)?,
+            log_rotate_days: src.u64("OPS_LOG_ROTATE_DAYS", 7, 0, 36_500),
+            log_tail_bytes: src.u64("OPS_LOG_TAIL_BYTES", 1_048_576, 1, u64::MAX / 2),
+            log_max_bytes: src.u64("OPS_LOG_MAX_BYTES", 52_428_800, 1, u64::MAX / 2),
+            audit_max_bytes: src.u64("OPS_AUDIT_MAX_BYTES", 52_428_800, 1, u64::MAX / 2),
             backup_locations,
-            backup_s3_endpoint: src.url("OPS_BACKUP_S3_ENDPOINT", None, &["http", "https"])?,
-            backup_max_age_hours: src.u64("OPS_BACKUP_MAX_AGE_HOURS", 24, 1, 1_000_000)?,
+            backup_s3_endpoint: src.url("OPS_BACKUP_S3_ENDPOINT", None, &["http", "https"]),
+            backup_max_age_hours: src.u64("OPS_BACKUP_MAX_AGE_HOURS", 24, 1, 1_000_000),
             backup_pattern: src.get("OPS_BACKUP_PATTERN"),
             aws_access_key: src.get("AWS_ACCESS_KEY_ID"),
             aws_secret_key: src.get("AWS_SECRET_ACCESS_KEY"),
@@ -1288,8 +1412,7 @@ impl Config {
             s3_buckets: src.list("OPS_S3_BUCKETS").filter(|l| !l.is_empty()),
             s3_warn_bytes: src
                 .get("OPS_S3_WARN_BYTES")
-                .map(|_| src.u64("OPS_S3_WARN_BYTES", 0, 0, u64::MAX / 2))
-                .transpose()?,
+                .map(|_| src.u64("OPS_S3_WARN_BYTES", 0, 0, u64::MAX / 2)),
         };
 
         let cfg = Config {
@@ -1297,24 +1420,25 @@ impl Config {
             log_dir,
             state_file,
             audit_file,
-            lock_timeout_ms: src.u64("OPS_LOCK_TIMEOUT_MS", 5000, 1, 600_000)?,
-            max_incidents: src.u64("OPS_MAX_INCIDENTS", 200, 1, 1_000_000)? as usize,
-            max_remediations: src.u64("OPS_MAX_REMEDIATIONS", 100, 1, 1_000_000)? as usize,
-            resolved_retention_hours: src.u64("OPS_RESOLVED_RETENTION_HOURS", 24, 0, 1_000_000)?,
-            dry_run: src.bool("OPS_DRY_RUN", false)?,
+            lock_timeout_ms: src.u64("OPS_LOCK_TIMEOUT_MS", 5000, 1, 600_000),
+            max_incidents: src.u64("OPS_MAX_INCIDENTS", 200, 1, 1_000_000) as usize,
+            max_remediations: src.u64("OPS_MAX_REMEDIATIONS", 100, 1, 1_000_000) as usize,
+            resolved_retention_hours: src.u64("OPS_RESOLVED_RETENTION_HOURS", 24, 0, 1_000_000),
+            dry_run: src.bool("OPS_DRY_RUN", false),
             agents,
             deadlines_s,
-            window_tolerance_s: src.u64("OPS_WINDOW_TOLERANCE_S", 120, 0, 86_400)? as i64,
+            window_tolerance_s: src.u64("OPS_WINDOW_TOLERANCE_S", 120, 0, 86_400) as i64,
             api,
             health,
             entity,
             alert,
             db,
-            demo: src.bool("OPS_DEMO", false)?,
+            demo: src.bool("OPS_DEMO", false),
             source: src,
         };
         cfg.register_secrets();
-        Ok(cfg)
+        let errors = cfg.source.take_errors();
+        (cfg, errors)
     }
 
     /// Registers every secret value with the redactor (agents.md 5.9).
@@ -1352,11 +1476,15 @@ impl Config {
         )
     }
 
-    /// Process names and units that can never enter a command (agents.md 1.6, 6.1.3: only `[A-Za-z0-9._@:-]`, no
-    /// leading `-`), as `(variable, reason)`. `config check` fails on them; a run still starts (health-guardian probes
-    /// and reports the service, and raises its incident with `rejected process name or id` instead of running a
-    /// command), so a typo never silences the whole agent.
-    pub fn process_name_problems(&self) -> Vec<(String, String)> {
+    /// Problems a run only meets later, as `(variable, reason)`; `config check` fails on them (exit 2) while a run
+    /// still starts, so that one bad value never silences a whole agent:
+    ///
+    /// * process names and units that can never enter a command (agents.md 1.6, 6.1.3: only `[A-Za-z0-9._@:-]`, no
+    ///   leading `-`): health-guardian probes and reports the service and raises its incident with `rejected process
+    ///   name or id` instead of running a command;
+    /// * backup locations db-maintainer would reject (agents.md 6.6.7), with the reason of its `backup-unverifiable`
+    ///   incident (the value shown redacted, never a password in the URL).
+    pub fn run_time_problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (prefix, names) in [
             ("OPS_PM2_APP_", &self.health.pm2_apps),
@@ -1364,11 +1492,42 @@ impl Config {
         ] {
             for (svc, name) in names {
                 if let Err(e) = crate::procman::validate_name(name) {
+                    // The reason, not just the alphabet: `-` is allowed inside a name, so "only [A-Za-z0-9._@:-]"
+                    // alone would not explain why `--help` is refused.
+                    let why = if name.starts_with('-') {
+                        "it starts with '-', so pm2/systemctl would read it as an option, not a name".to_string()
+                    } else if name.is_empty() {
+                        "it is empty".to_string()
+                    } else {
+                        "it has characters outside [A-Za-z0-9._@:-] (a name is one argv element, never shell text)"
+                            .to_string()
+                    };
                     out.push((
                         format!("{prefix}{}", svc.to_ascii_uppercase()),
-                        format!("{e}: only [A-Za-z0-9._@:-] and no leading '-'"),
+                        format!("{e}: {why}"),
                     ));
                 }
+            }
+        }
+        let var = if self.source.peek("OPS_BACKUP_LOCATIONS").is_some() {
+            "OPS_BACKUP_LOCATIONS"
+        } else {
+            "BACKUP_DIR/BACKUP_S3_BUCKET"
+        };
+        for loc in &self.db.backup_locations {
+            if let Err(msg) = crate::maint::backup::parse_location(loc) {
+                let hint = if loc.contains('@') {
+                    "; credentials do not belong in the location (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+                } else {
+                    ""
+                };
+                out.push((
+                    var.to_string(),
+                    format!(
+                        "{}{hint}; db-maintainer would raise backup-unverifiable",
+                        mask_userinfo(&msg)
+                    ),
+                ));
             }
         }
         out
@@ -1393,7 +1552,7 @@ impl Config {
                 "API credentials".to_string(),
                 match (&self.api.email, &self.api.password) {
                     (Some(e), Some(_)) => format!("{e} / ***"),
-                    _ => "not set".to_string(),
+                    _ => format!("missing {}", self.missing_credentials().join(", ")),
                 },
             ),
             (
@@ -1458,8 +1617,108 @@ impl Config {
             };
             out.push((format!("{k} ({})", self.source.vals[k].1), shown));
         }
+        // Userinfo is masked in every value, also without a scheme (`MINIO_ENDPOINT=user:pass@host`), which the
+        // redactor's URL rule does not see (agents.md 5.9).
+        out.into_iter()
+            .map(|(k, v)| (k, mask_userinfo(&v)))
+            .collect()
+    }
+
+    /// The login variables that are missing (`OPS_EMAIL`, `OPS_PASSWORD`; the `VALIDATOR_*` pair stands in for them,
+    /// agents.md 8.3): empty when the API agents can log in.
+    pub fn missing_credentials(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.api.email.is_none() {
+            out.push("OPS_EMAIL");
+        }
+        if self.api.password.is_none() {
+            out.push("OPS_PASSWORD");
+        }
         out
     }
+
+    /// What each agent can do with this configuration, for `config check` (agents.md 6, 7.1, 8): `(agent, can run,
+    /// what is missing or limited)`. content-lifecycle, fleet-manager and schedule-doctor cannot run without API
+    /// credentials (they exit 2, agents.md 5.2); health-guardian and db-maintainer need no API login; ops-reporter
+    /// runs without it but skips the dashboard push (7.4); without Slack or SMTP no alert is delivered (7.1); without
+    /// `DATABASE_URL` db-maintainer skips its PostgreSQL tasks (`db-not-configured`, 6.6.1).
+    pub fn agent_readiness(&self) -> Vec<(AgentName, bool, Vec<String>)> {
+        let missing = self.missing_credentials();
+        let no_login = (!missing.is_empty())
+            .then(|| format!("{} not set: it needs the API login", missing.join(" and ")));
+        let alerts = self.alert.slack_webhook_url.is_some()
+            || (self.alert.smtp_host.is_some() && !self.alert.recipients.is_empty());
+        let mut out = Vec::new();
+        for a in AgentName::ALL {
+            let mut notes = Vec::new();
+            let mut can_run = true;
+            match a {
+                AgentName::ContentLifecycle
+                | AgentName::FleetManager
+                | AgentName::ScheduleDoctor => {
+                    if let Some(n) = &no_login {
+                        can_run = false;
+                        notes.push(n.clone());
+                    }
+                }
+                AgentName::OpsReporter => {
+                    if !missing.is_empty() {
+                        notes.push(format!(
+                            "no dashboard push ({} not set)",
+                            missing.join(" and ")
+                        ));
+                    }
+                    if !alerts {
+                        notes.push(
+                            "no alert is delivered (set SLACK_WEBHOOK_URL, or SMTP_HOST with OPS_ALERT_EMAIL)".into(),
+                        );
+                    }
+                }
+                AgentName::DbMaintainer => {
+                    if self.db.database_url.is_none() {
+                        notes.push(
+                            "DATABASE_URL not set: VACUUM/REINDEX skipped (db-not-configured)"
+                                .into(),
+                        );
+                    }
+                    if self.db.backup_locations.is_empty() {
+                        notes.push(
+                            "no backup location (OPS_BACKUP_LOCATIONS, BACKUP_DIR, BACKUP_S3_BUCKET): backups \
+                             unverified"
+                                .into(),
+                        );
+                    }
+                    if self.db.s3_endpoint.is_none() {
+                        notes.push("no S3 endpoint (OPS_S3_ENDPOINT or MINIO_ENDPOINT): bucket usage skipped".into());
+                    }
+                }
+                AgentName::HealthGuardian | AgentName::OpsWatchdog => {}
+            }
+            if !self.agents.contains(&a) {
+                notes.push("not in OPS_AGENTS (not watched by ops-reporter)".into());
+            }
+            out.push((a, can_run, notes));
+        }
+        out
+    }
+}
+
+/// `pm2 restart all` restarts every process: why `OPS_PM2_APP_*=all` is a configuration error (agents.md 8.4).
+const PM2_ALL_REASON: &str = "\"all\" is rejected: pm2 reads it as every process, so restarting this one service \
+                              would restart every app on the host (the ops agents included); set the app's own name";
+
+static URL_USERINFO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s,]+@").expect("regex")
+});
+static BARE_USERINFO: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(^|[\s,=])[^\s,/@:]*:[^\s,/@]*@").expect("regex")
+});
+
+/// Masks the userinfo of every URL-ish part of a value, `scheme://user:pass@host` and schemeless `user:pass@host`
+/// alike, as `***@host` (agents.md 5.9); plain e-mail addresses (`ops@example.com`, no `:`) are left alone.
+pub fn mask_userinfo(v: &str) -> String {
+    let v = URL_USERINFO.replace_all(v, "${1}***@");
+    BARE_USERINFO.replace_all(&v, "${1}***@").into_owned()
 }
 
 #[cfg(test)]
@@ -1571,6 +1830,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("OPS_VACUUM_TABLES"), "{e}");
+    }
+
+    #[test]
+    fn orphan_min_age_of_zero_days_is_rejected() {
+        let e = cfg(&[("OPS_ORPHAN_MIN_AGE_DAYS", "0")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("OPS_ORPHAN_MIN_AGE_DAYS") && e.contains("1..="),
+            "{e}"
+        );
+        let c = cfg(&[("OPS_ORPHAN_MIN_AGE_DAYS", "1")]).unwrap();
+        assert_eq!(c.entity.orphan_min_age_days, 1);
+    }
+
+    #[test]
+    fn from_source_reports_every_invalid_variable_not_only_the_first() {
+        let e = cfg(&[
+            ("OPS_DRY_RUN", "maybe"),
+            ("OPS_AGENTS", "bogus"),
+            ("OPS_STATE_BACKEND", "nfs"),
+            ("OPS_MIDDLEWARE_PROBE_URL", "http://example.com/health"),
+            ("WEB_URL", "not a url"),
+            ("DATABASE_URL", "mysql://x"),
+            ("OPS_PM2_APP_WEB", "all"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.0.len(), 7, "{e}");
+        for k in [
+            "OPS_DRY_RUN",
+            "OPS_AGENTS",
+            "OPS_STATE_BACKEND",
+            "OPS_MIDDLEWARE_PROBE_URL",
+            "WEB_URL",
+            "DATABASE_URL",
+            "OPS_PM2_APP_WEB",
+        ] {
+            assert!(e.0.iter().any(|m| m.starts_with(k)), "{k}: {e}");
+        }
+        // One line per error, each with the prefix.
+        assert_eq!(e.to_string().matches("configuration error: ").count(), 7);
+    }
+
+    #[test]
+    fn userinfo_is_masked_with_or_without_a_scheme_but_e_mail_addresses_are_not() {
+        assert_eq!(mask_userinfo("user:pass@minio.local"), "***@minio.local");
+        assert_eq!(
+            mask_userinfo("s3://key:secret@bucket/x"),
+            "s3://***@bucket/x"
+        );
+        assert_eq!(mask_userinfo("https://tok@h/p@q"), "https://***@h/p@q");
+        assert_eq!(mask_userinfo("a@b.test,c@d.test"), "a@b.test,c@d.test");
+        assert_eq!(mask_userinfo("web@1.service"), "web@1.service");
     }
 
     #[test]

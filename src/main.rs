@@ -188,46 +188,7 @@ async fn main() -> ExitCode {
         }
         Cmd::Config {
             cmd: ConfigCmd::Check,
-        } => {
-            let cfg = match load_config(cli.config.as_deref()) {
-                Ok(c) => c,
-                Err(code) => return code,
-            };
-            let problems = cfg.process_name_problems();
-            if !problems.is_empty() {
-                for (var, why) in &problems {
-                    eprintln!("configuration invalid: {var}: {why}");
-                }
-                eprintln!(
-                    "health-guardian would run no command for these services (they stay open incidents with \
-                     `rejected process name or id`)"
-                );
-                return ExitCode::from(2);
-            }
-            println!("configuration OK");
-            if cfg.api.email.is_none() || cfg.api.password.is_none() {
-                println!(
-                    "  warning: API credentials are not set (OPS_EMAIL/OPS_PASSWORD): content-lifecycle, fleet-manager \
-                     and schedule-doctor will exit 2, ops-reporter will skip the dashboard push"
-                );
-            }
-            for (k, from) in cfg.source.unread() {
-                println!(
-                    "  warning: {k} ({from}) is set but not used by this configuration (misspelt? see design/agents.md §8)"
-                );
-            }
-            if cfg.alert.slack_webhook_url.is_none()
-                && (cfg.alert.smtp_host.is_none() || cfg.alert.recipients.is_empty())
-            {
-                println!(
-                    "  warning: no alert channel is configured (SLACK_WEBHOOK_URL, or SMTP_HOST with OPS_ALERT_EMAIL)"
-                );
-            }
-            for (k, v) in cfg.describe() {
-                println!("  {k:<40} {v}");
-            }
-            ExitCode::SUCCESS
-        }
+        } => config_check(cli.config.as_deref()),
         Cmd::Deploy { target } => match vizora_ops::cli::deploy_files(&target) {
             Ok(text) => {
                 print!("{text}");
@@ -238,5 +199,72 @@ async fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+/// `vizora-ops config check` (agents.md 8): every problem in one pass, then what each agent can do with what is set.
+/// Exit 2 on any configuration error (also those a run only meets later: process names, backup locations); missing
+/// API credentials are a warning, exit 0, because health-guardian, db-maintainer and ops-reporter run without them,
+/// but the headline then says that the agents that need the API login cannot run.
+fn config_check(config_file: Option<&std::path::Path>) -> ExitCode {
+    let check = Config::check(config_file);
+    let cfg = &check.config;
+    for e in &check.errors {
+        eprintln!(
+            "configuration error: {}",
+            vizora_ops::config::mask_userinfo(e)
+        );
+    }
+    let missing = cfg.missing_credentials();
+    if !check.errors.is_empty() {
+        eprintln!(
+            "configuration invalid: {} error{} (every one is listed above); `run` exits 2 until they are fixed, \
+             except for process names and backup locations, which leave the rest of the agent running",
+            check.errors.len(),
+            if check.errors.len() == 1 { "" } else { "s" }
+        );
+    } else if missing.is_empty() {
+        println!("configuration OK");
+    } else {
+        println!(
+            "configuration valid but INCOMPLETE: {} not set (or VALIDATOR_EMAIL/VALIDATOR_PASSWORD) — nothing that \
+             needs the API login can run: content-lifecycle, fleet-manager and schedule-doctor exit 2, ops-reporter \
+             skips the dashboard push",
+            missing.join(" and ")
+        );
+    }
+    println!("agents:");
+    for (agent, can_run, notes) in cfg.agent_readiness() {
+        let verdict = match (can_run, notes.is_empty()) {
+            (false, _) => "CANNOT RUN",
+            (true, true) => "can run",
+            (true, false) => "can run, limited",
+        };
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", notes.join("; "))
+        };
+        println!("  {:<18} {verdict}{notes}", agent.as_str());
+    }
+    for (k, from) in cfg.source.unread() {
+        println!(
+            "  warning: {k} ({from}) is set but not used by this configuration (misspelt? see design/agents.md §8)"
+        );
+    }
+    if cfg.alert.slack_webhook_url.is_none()
+        && (cfg.alert.smtp_host.is_none() || cfg.alert.recipients.is_empty())
+    {
+        println!(
+            "  warning: no alert channel is configured (SLACK_WEBHOOK_URL, or SMTP_HOST with OPS_ALERT_EMAIL)"
+        );
+    }
+    if check.errors.is_empty() {
+        for (k, v) in cfg.describe() {
+            println!("  {k:<40} {v}");
+        }
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     }
 }

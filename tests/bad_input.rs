@@ -443,6 +443,9 @@ async fn config_check_rejects_process_names_that_could_never_enter_a_command() {
         &[
             ("OPS_PM2_APP_WEB", "vizora-web-2"),
             ("OPS_SYSTEMD_UNIT_WEB", "web@1.service"),
+            // "configuration OK" needs the API login too (without it: "INCOMPLETE", tests/config_check.rs).
+            ("OPS_EMAIL", "ops@example.test"),
+            ("OPS_PASSWORD", "ops-demo-password"),
         ],
         &["config", "check"],
         Duration::from_secs(10),
