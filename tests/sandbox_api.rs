@@ -979,3 +979,69 @@ async fn ops_status_round_trip() {
     assert_eq!(b["data"]["systemStatus"], "unknown");
     sb.shutdown().await;
 }
+
+/// Issue 9: `GET /__sandbox/requests` showed the login password in clear. The request log is redacted like every
+/// other log (agents.md 5.9): the login body keeps its keys, the password reads `[REDACTED]`, nowhere in clear.
+#[tokio::test]
+async fn sandbox_request_log_never_shows_the_login_password() {
+    let sb = start(false).await;
+    let c = client();
+    let _s = login(&c, &sb).await;
+    let r = c
+        .get(format!(
+            "{}/requests?path=/api/v1/auth/login",
+            sb.control_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains(PASSWORD),
+        "password in the request log: {text}"
+    );
+    let log: Value = serde_json::from_str(&text).unwrap();
+    let body = &log.as_array().unwrap()[0]["body"];
+    assert_eq!(body["email"], EMAIL);
+    assert_eq!(body["password"], "[REDACTED]");
+    let inproc = serde_json::to_string(&sb.requests()).unwrap();
+    assert!(!inproc.contains(PASSWORD));
+    sb.shutdown().await;
+}
+
+/// The list-truncation fault: a list answers its first N items with a consistent `meta.total` = N (a lying but
+/// self-consistent list) while detail reads still find every entity; `items: null` undoes it.
+#[tokio::test]
+async fn list_truncate_cuts_a_list_with_a_consistent_total_and_detail_reads_still_work() {
+    let sb = start(false).await;
+    let c = client();
+    let s = login(&c, &sb).await;
+    let (_, full) = get(&c, &sb, &s, "/api/v1/playlists?page=1&limit=100").await;
+    let all = full["data"]["data"].as_array().unwrap().clone();
+    assert!(all.len() > 3);
+    control(
+        &c,
+        &sb,
+        "/list-truncate",
+        json!({"path": "/api/v1/playlists", "items": 3}),
+    )
+    .await;
+    let (_, b) = get(&c, &sb, &s, "/api/v1/playlists?page=1&limit=100").await;
+    assert_eq!(b["data"]["data"].as_array().unwrap().len(), 3);
+    assert_eq!(b["data"]["meta"]["total"], 3);
+    assert_eq!(b["data"]["meta"]["totalPages"], 1);
+    let hidden = all.last().unwrap()["id"].as_str().unwrap();
+    let (st, _) = get(&c, &sb, &s, &format!("/api/v1/playlists/{hidden}")).await;
+    assert_eq!(st, StatusCode::OK, "detail reads are not cut");
+    control(
+        &c,
+        &sb,
+        "/list-truncate",
+        json!({"path": "/api/v1/playlists", "items": null}),
+    )
+    .await;
+    let (_, b) = get(&c, &sb, &s, "/api/v1/playlists?page=1&limit=100").await;
+    assert_eq!(b["data"]["meta"]["total"], all.len());
+    sb.shutdown().await;
+}

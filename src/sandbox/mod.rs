@@ -166,9 +166,10 @@ pub struct RecordedRequest {
     pub method: String,
     /// The path without the query string.
     pub path: String,
-    /// The raw query string (without `?`, empty when none).
+    /// The raw query string (without `?`, empty when none), secret parameters masked (agents.md 5.9).
     pub query: String,
     /// The request body: its JSON, or a JSON string holding the raw text when it is not JSON; `None` when empty.
+    /// Redacted like every log (agents.md 5.9, `crate::redact`): the login's `password` reads `"[REDACTED]"`.
     pub body: Option<Value>,
     /// The status answered (0 when the connection was cut without a response).
     pub status: u16,
@@ -308,6 +309,8 @@ pub(crate) struct Shared {
     pub production_errors: AtomicBool,
     pub faults: Mutex<Vec<FaultEntry>>,
     pub shapes: Mutex<HashMap<String, ListShape>>,
+    /// List path → the number of items its list answers (`POST /__sandbox/list-truncate`).
+    pub truncations: Mutex<HashMap<String, usize>>,
     pub log: Mutex<VecDeque<RecordedRequest>>,
     pub seq: AtomicU64,
     pub services: Mutex<Vec<SvcSlot>>,
@@ -492,6 +495,7 @@ impl Sandbox {
             production_errors: AtomicBool::new(opts.production_errors),
             faults: Mutex::new(Vec::new()),
             shapes: Mutex::new(HashMap::new()),
+            truncations: Mutex::new(HashMap::new()),
             log: Mutex::new(VecDeque::new()),
             seq: AtomicU64::new(0),
             services: Mutex::new(slots),
@@ -588,6 +592,13 @@ impl Sandbox {
     /// Sets how the list at `path` (e.g. `/api/v1/content`) is wrapped.
     pub fn set_list_shape(&self, path: &str, shape: ListShape) {
         control::set_shape(&self.shared, path, shape);
+    }
+
+    /// Cuts the list at `path` (e.g. `/api/v1/playlists`) to its first `items` entries with a consistent
+    /// `meta.total` (same as `POST /__sandbox/list-truncate`); `None` restores the whole list. Detail reads still find
+    /// every entity: the list lies, the API does not.
+    pub fn truncate_list(&self, path: &str, items: Option<usize>) {
+        control::set_truncation(&self.shared, path, items);
     }
 
     /// Makes a display reconnect now (fresh heartbeat, `online`, kept fresh from then on). False if unknown.
