@@ -690,12 +690,9 @@ fn id_for(kind: &str, target: &str) -> String {
     crate::model::incident_id(AgentName::FleetManager, kind, target)
 }
 
-/// Ids of displays are put into request paths: only plain id characters are accepted.
+/// Ids of displays are put into request paths: only plain ids are accepted (the shared check of every agent).
 fn path_safe(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    super::common::path_safe_id(id)
 }
 
 fn minutes(age_s: i64) -> i64 {

@@ -1037,14 +1037,8 @@ pub fn coverage_verdicts(
     out
 }
 
-/// Whether an id may be put in a request path as is (cuid/uuid characters only).
-pub fn path_safe_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+/// Whether an id may be put in a request path as is (the shared check of every agent, [`common::path_safe_id`]).
+pub use crate::agents::common::path_safe_id;
 #[cfg(test)]
 mod tests {
     use super::*;
