@@ -1003,10 +1003,15 @@ impl Client {
                         && wait < self.remaining()
                     {
                         attempt += 1;
-                        crate::logging::warn(
-                            "api-client",
-                            format!("{e}; waiting {} s (Retry-After)", wait.as_secs()),
-                        );
+                        // Says what for and until when, once per wait (concurrent walks share it; issue 9).
+                        let until = chrono::Utc::now().timestamp_millis() + wait.as_millis() as i64;
+                        self.budget.announce_wait(until, || {
+                            format!(
+                                "{e}; waiting {} s, until {}, for the API's Retry-After before retrying",
+                                wait.as_secs(),
+                                budget::utc_hms(until)
+                            )
+                        });
                         tokio::time::sleep(wait).await;
                         continue;
                     }

@@ -481,7 +481,6 @@ pub fn list_omissions(schedules: &[Schedule], sets: &EntitySets<'_>) -> [(usize,
             add(2, g, seen[2].insert(g));
         }
     }
-    drop(add);
     out
 }
 
