@@ -571,6 +571,24 @@ async fn lying_playlists_list_makes_no_deactivation() {
             );
         }
     }
+    // The fallback playlist is among the hidden ones: a direct read finds it, so it is not "invalid" and the
+    // coverage gaps still get it, exactly as without the cut.
+    assert!(
+        !ids.iter()
+            .any(|i| i.contains(":fallback_playlist_invalid:")),
+        "false fallback_playlist_invalid: {ids:?}"
+    );
+    let mut assigned: Vec<String> = h::mutations(&reqs)
+        .into_iter()
+        .filter(|(m, p, _)| m == "PATCH" && p.starts_with("/api/v1/displays/"))
+        .map(|(_, p, _)| p.trim_start_matches("/api/v1/displays/").to_string())
+        .collect();
+    assigned.sort();
+    let want: Vec<String> = expected.assign.iter().cloned().collect();
+    assert_eq!(
+        assigned, want,
+        "the demo's fallback assignments are unchanged"
+    );
     sb.shutdown().await;
 }
 

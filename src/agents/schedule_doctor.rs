@@ -1006,13 +1006,54 @@ async fn complete_scan_checks(
     let displays = &inp.obs.displays.items;
 
     // ── 6.4.1 Fallback ──
-    let (fallback, warnings) = detect::resolve_fallback(
+    let (mut fallback, warnings) = detect::resolve_fallback(
         inp.obs.org.as_ref(),
         &inp.obs.playlists.items,
         ctx.cfg.entity.fallback_playlist_id.as_deref(),
     );
     for w in warnings {
         ctx.warn(w);
+    }
+    // "Does not exist" rests on absence from the playlists list, which can lie (agents.md 6.0): one direct read.
+    if let Fallback::Invalid { id, source, .. } = &fallback
+        && inp.sets.playlist(id).is_none()
+        && detect::path_safe_id(id)
+    {
+        let (id, source) = (id.clone(), *source);
+        match r.api.get(&format!("{PLAYLISTS}/{id}")).await {
+            Err(ApiError::NotFound { .. }) => {}
+            Ok(v) => {
+                let name = s(&v, "name").unwrap_or(&id).to_string();
+                let items = v.get("itemCount").and_then(Value::as_u64).or_else(|| {
+                    v.get("items")
+                        .and_then(Value::as_array)
+                        .map(|a| a.len() as u64)
+                });
+                ctx.warn(format!(
+                    "fallback playlist \"{name}\" ({id}) is missing from {PLAYLISTS} but a direct read finds it; \
+                     the list is not trusted for it"
+                ));
+                fallback = match items {
+                    Some(0) => Fallback::Invalid {
+                        reason: format!("playlist \"{name}\" ({id}) has 0 items"),
+                        id,
+                        source,
+                    },
+                    Some(_) => Fallback::Valid { id, name, source },
+                    None => Fallback::Unknown(format!(
+                        "the item count of fallback playlist \"{name}\" ({id}) is unknown"
+                    )),
+                };
+            }
+            Err(e) => {
+                if e.is_fatal() {
+                    r.abort(&e);
+                }
+                fallback = Fallback::Unknown(format!(
+                    "the fallback playlist {id} is missing from the list and its direct read failed: {e}"
+                ));
+            }
+        }
     }
     match (&fallback, inp.org_id) {
         (Fallback::Invalid { id, source, reason }, Some(org_id)) => {
