@@ -46,8 +46,8 @@ enum Cmd {
         /// Tenant fixture (default: the built-in demo tenant).
         #[arg(long)]
         fixture: Option<PathBuf>,
-        /// API port (0 = free ports).
-        #[arg(long, default_value_t = 3000)]
+        /// API port; default 0 = three free consecutive high ports, printed at start (3000 is Vizora's own).
+        #[arg(long, default_value_t = 0)]
         port: u16,
         /// Turn the production per-IP throttling off.
         #[arg(long)]

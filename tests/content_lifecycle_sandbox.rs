@@ -1480,3 +1480,89 @@ async fn a_missing_playlist_patch_route_is_contract_drift() {
         assert_eq!(env.entity("content", cid)["status"], want, "{cid}");
     }
 }
+
+/// Issue 9 item 8: content ids from the API entered request paths without the id check fleet-manager and
+/// schedule-doctor apply. A listed item whose id is not a plain id (here one that would climb out of
+/// `/api/v1/content/`) is never requested, read or archived; the rest of the run is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_id_that_is_not_a_plain_id_is_never_put_in_a_request_path() {
+    let e = expected();
+    let mut fx: Value = serde_json::from_str(DEMO_FIXTURE).unwrap();
+    let evil = "evil/../../organizations/current";
+    let orphan = e
+        .orphans
+        .iter()
+        .next()
+        .expect("the demo seeds orphans")
+        .clone();
+    let mut c = fx["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == orphan.as_str())
+        .unwrap()
+        .clone();
+    c["id"] = json!(evil);
+    c["name"] = json!("Orphan with a hostile id");
+    fx["content"].as_array_mut().unwrap().push(c);
+    let sb = Sandbox::start(
+        &fx.to_string(),
+        SandboxOptions {
+            port: 0,
+            throttle: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("sandbox starts");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sb.api_url, dir.path(), &[]);
+    let r = run_agent(cfg, AGENT, RunOptions { dry_run: false }, Wiring::default()).await;
+    assert!(r.fatal.is_none(), "{:?}", r.fatal);
+    let reqs = sb.requests();
+    assert!(
+        reqs.iter()
+            .all(|q| !q.path.contains("evil") && !q.query.contains("evil")),
+        "the hostile id reached a request"
+    );
+    assert_eq!(sb.entity("content", evil).unwrap()["status"], "active");
+    // The rest of the run goes on: the expired items are still archived. (Orphans wait: the unread item's
+    // replacement pointer is unknown, so the reference harvest is incomplete, 6.2.4.)
+    let archived = archive_posts(&reqs);
+    for x in e.expired.keys() {
+        assert!(archived.contains(x), "expired {x} not archived");
+    }
+    sb.shutdown().await;
+}
+
+/// Issue 9: an orphan verdict rests on absence from the playlists list. With `GET /playlists` cut to 10 items and a
+/// consistent total, the list looks complete, so content used by the hidden playlists looks unreferenced; the
+/// archive's own `before` read (`playlistItems` of the content detail) proves the use, so nothing referenced is
+/// archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_playlists_list_archives_no_referenced_content() {
+    let e = expected();
+    let env = env(&[]).await;
+    env.sb.truncate_list("/api/v1/playlists", Some(10));
+    let r = env.run(false).await;
+    assert!(r.fatal.is_none(), "{:?}", r.fatal);
+    let fx: Value = serde_json::from_str(DEMO_FIXTURE).unwrap();
+    let referenced: HashSet<String> = fx["playlists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap().iter())
+        .filter_map(|i| i["contentId"].as_str().map(String::from))
+        .collect();
+    let archived = archive_posts(&env.sb.requests());
+    assert!(
+        !archived.is_empty(),
+        "the real orphans and expired items are still archived"
+    );
+    for a in &archived {
+        assert!(
+            !referenced.contains(a) || e.expired.contains_key(a),
+            "{a} is used by a playlist and was archived as unreferenced"
+        );
+    }
+}

@@ -979,3 +979,223 @@ async fn ops_status_round_trip() {
     assert_eq!(b["data"]["systemStatus"], "unknown");
     sb.shutdown().await;
 }
+
+/// Issue 9: `GET /__sandbox/requests` showed the login password in clear. The request log is redacted like every
+/// other log (agents.md 5.9): the login body keeps its keys, the password reads `[REDACTED]`, nowhere in clear.
+#[tokio::test]
+async fn sandbox_request_log_never_shows_the_login_password() {
+    let sb = start(false).await;
+    let c = client();
+    let _s = login(&c, &sb).await;
+    let r = c
+        .get(format!(
+            "{}/requests?path=/api/v1/auth/login",
+            sb.control_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let text = r.text().await.unwrap();
+    assert!(
+        !text.contains(PASSWORD),
+        "password in the request log: {text}"
+    );
+    let log: Value = serde_json::from_str(&text).unwrap();
+    let body = &log.as_array().unwrap()[0]["body"];
+    assert_eq!(body["email"], EMAIL);
+    assert_eq!(body["password"], "[REDACTED]");
+    let inproc = serde_json::to_string(&sb.requests()).unwrap();
+    assert!(!inproc.contains(PASSWORD));
+    sb.shutdown().await;
+}
+
+/// The list-truncation fault: a list answers its first N items with a consistent `meta.total` = N (a lying but
+/// self-consistent list) while detail reads still find every entity; `items: null` undoes it.
+#[tokio::test]
+async fn list_truncate_cuts_a_list_with_a_consistent_total_and_detail_reads_still_work() {
+    let sb = start(false).await;
+    let c = client();
+    let s = login(&c, &sb).await;
+    let (_, full) = get(&c, &sb, &s, "/api/v1/playlists?page=1&limit=100").await;
+    let all = full["data"]["data"].as_array().unwrap().clone();
+    assert!(all.len() > 3);
+    control(
+        &c,
+        &sb,
+        "/list-truncate",
+        json!({"path": "/api/v1/playlists", "items": 3}),
+    )
+    .await;
+    let (_, b) = get(&c, &sb, &s, "/api/v1/playlists?page=1&limit=100").await;
+    assert_eq!(b["data"]["data"].as_array().unwrap().len(), 3);
+    assert_eq!(b["data"]["meta"]["total"], 3);
+    assert_eq!(b["data"]["meta"]["totalPages"], 1);
+    let hidden = all.last().unwrap()["id"].as_str().unwrap();
+    let (st, _) = get(&c, &sb, &s, &format!("/api/v1/playlists/{hidden}")).await;
+    assert_eq!(st, StatusCode::OK, "detail reads are not cut");
+    control(
+        &c,
+        &sb,
+        "/list-truncate",
+        json!({"path": "/api/v1/playlists", "items": null}),
+    )
+    .await;
+    let (_, b) = get(&c, &sb, &s, "/api/v1/playlists?page=1&limit=100").await;
+    assert_eq!(b["data"]["meta"]["total"], all.len());
+    sb.shutdown().await;
+}
+
+/// Issue 9: `vizora-ops sandbox` defaulted to port 3000 (Vizora's own API port), and its banner suggested a dry run
+/// that took 63 s on the demo tenant (the client's 100/min budget) with no progress. Without `--port` it now serves on
+/// free high ports it prints, and with `--no-throttle` the banner's command (copied as printed, run from an empty
+/// directory) finishes in seconds without a budget wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_banner_command_finishes_in_seconds_on_a_free_high_port() {
+    use tokio::io::AsyncBufReadExt;
+    const BIN: &str = env!("CARGO_BIN_EXE_vizora-ops");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["sandbox", "--no-throttle"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sandbox starts");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = Vec::new();
+    let read = async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            let done = l.starts_with("Ctrl-C");
+            banner.push(l);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("banner within 30 s");
+    let api = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("api:"))
+        .expect("api URL printed")
+        .trim()
+        .to_string();
+    let port: u16 = api.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 3000, "not Vizora's own port");
+    assert!(port >= 10_000, "a high port: {port}");
+    let cmdline = banner
+        .iter()
+        .find(|l| l.contains("vizora-ops run "))
+        .expect("the banner gives a command")
+        .trim()
+        .to_string();
+    assert!(
+        cmdline.contains(&format!("VALIDATOR_BASE_URL={api}")),
+        "{cmdline}"
+    );
+    let words: Vec<&str> = cmdline.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "vizora-ops").unwrap();
+    let mut run = tokio::process::Command::new(BIN);
+    run.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(dir.path())
+        .kill_on_drop(true);
+    for kv in &words[..at] {
+        let (k, v) = kv.split_once('=').expect("VAR=value");
+        run.env(k, v);
+    }
+    // The heaviest agent on the demo tenant (288 content items, 88 detail reads) through the same overrides.
+    for agent in [words[at + 2], "content-lifecycle"] {
+        let mut args: Vec<&str> = words[at + 1..].to_vec();
+        args[1] = agent;
+        let t0 = std::time::Instant::now();
+        let out = tokio::time::timeout(Duration::from_secs(60), run.args(&args).output())
+            .await
+            .expect("finishes")
+            .unwrap();
+        run = tokio::process::Command::new(BIN);
+        run.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .current_dir(dir.path())
+            .kill_on_drop(true);
+        for kv in &words[..at] {
+            let (k, v) = kv.split_once('=').unwrap();
+            run.env(k, v);
+        }
+        let err = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{agent}: findings remain: {err}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "{agent} took {:?}",
+            t0.elapsed()
+        );
+        assert!(!err.contains("waiting"), "{agent} waited: {err}");
+    }
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+}
+
+/// Every wait says what it waits for and until when, once per wait however many tasks wait (issue 9: "waiting 48 s"
+/// with no progress, one line per concurrent walk). Here a `429 Retry-After: 3` hits the first page of each of the
+/// four concurrent list walks: they all wait for the same instant, so one line says it, with its end and its cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_wait_says_what_for_and_until_when_once_per_wait() {
+    const BIN: &str = env!("CARGO_BIN_EXE_vizora-ops");
+    let sb = start(false).await;
+    for list in ["schedules", "displays", "playlists", "display-groups"] {
+        sb.add_fault(FaultSpec {
+            method: Some("GET".into()),
+            path: format!("/api/v1/{list}"),
+            status: Some(429),
+            retry_after: Some(json!(3)),
+            count: 1,
+            ..Default::default()
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(BIN)
+            .args(["run", "schedule-doctor", "--dry-run"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("VALIDATOR_BASE_URL", &sb.api_url)
+            .env("OPS_EMAIL", EMAIL)
+            .env("OPS_PASSWORD", PASSWORD)
+            .env("OPS_LOG_DIR", dir.path())
+            .env("OPS_RATE_LIMIT_BACKEND", "memory")
+            .current_dir(dir.path())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("finishes")
+    .unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let waits: Vec<&str> = log.lines().filter(|l| l.contains("waiting")).collect();
+    assert!(!waits.is_empty(), "the waits are announced: {log}");
+    assert_eq!(
+        waits.len(),
+        1,
+        "one line per wait, not per walk: {waits:#?}"
+    );
+    for w in &waits {
+        assert!(
+            w.contains(", until ") && w.contains(" UTC, for "),
+            "until when: {w}"
+        );
+        assert!(w.contains("Retry-After"), "what for: {w}");
+    }
+    sb.shutdown().await;
+}

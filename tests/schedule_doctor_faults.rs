@@ -485,3 +485,163 @@ async fn a_schedule_with_a_malformed_reference_is_not_examined_and_keeps_its_inc
         "open"
     );
 }
+
+/// Issue 9: with `GET /playlists` cut to 10 items and `total=10` (a lying but self-consistent list), schedule-doctor
+/// deactivated 32 schedules as "deleted playlist" although each schedule's embedded `playlist` showed it existed. A
+/// schedule embedding its playlist is not "deleted playlist", and a playlist missing from the list is confirmed by
+/// `GET /playlists/:id` → 404 before any deactivation: the deactivations are exactly the untruncated run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_playlists_list_makes_no_deactivation() {
+    let fx = h::demo();
+    let sb = h::start(&fx).await;
+    let expected = h::oracle(&fx, sb.now());
+    let listed = fx["playlists"].as_array().unwrap().len();
+    assert!(listed > 10, "the cut must hide playlists");
+    sb.truncate_list("/api/v1/playlists", Some(10));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = h::config(&sb, dir.path(), &[]);
+    let sink = Arc::new(h::CaptureSink::default());
+    let rep = h::run(&cfg, false, &sink).await;
+    assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
+    let ids: Vec<String> = h::incident_status(&rep).into_keys().collect();
+    assert!(
+        !ids.iter().any(|i| i.contains(":scan-truncated:")),
+        "the cut list is self-consistent, so the walk calls it complete: {ids:?}"
+    );
+    let reqs = sb.requests();
+    let list_pages: Vec<_> = reqs
+        .iter()
+        .filter(|r| r.path == "/api/v1/playlists")
+        .collect();
+    assert!(!list_pages.is_empty());
+    // Only schedules the untruncated oracle deactivates are deactivated (past end, really deleted playlist, no
+    // target), and all of them still are: nothing of the demo's fixes is lost.
+    let deactivated: Vec<String> = h::mutations(&reqs)
+        .into_iter()
+        .filter(|(m, p, _)| m == "PATCH" && p.starts_with("/api/v1/schedules/"))
+        .map(|(_, p, _)| p.trim_start_matches("/api/v1/schedules/").to_string())
+        .collect();
+    let want: Vec<String> = expected.deactivate.iter().cloned().collect();
+    let mut got = deactivated.clone();
+    got.sort();
+    assert_eq!(got, want, "exactly the real faults are deactivated");
+    let wrongly: Vec<&String> = ids
+        .iter()
+        .filter(|i| i.contains(":deleted_playlist_schedule:") && !expected.ids.contains(*i))
+        .collect();
+    assert!(
+        wrongly.is_empty(),
+        "false deleted-playlist verdicts: {wrongly:?}"
+    );
+    // Every real deleted-playlist deactivation was preceded by a direct read of its playlist answering 404.
+    let pl_ids: std::collections::HashSet<&str> = fx["playlists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["id"].as_str())
+        .collect();
+    for s in fx["schedules"].as_array().unwrap() {
+        let sid = s["id"].as_str().unwrap();
+        let pid = s["playlistId"].as_str().unwrap_or_default();
+        if expected.deactivate.contains(sid)
+            && expected
+                .ids
+                .contains(&format!("schedule-doctor:deleted_playlist_schedule:{sid}"))
+        {
+            assert!(!pl_ids.contains(pid));
+            let read = reqs
+                .iter()
+                .position(|r| r.method == "GET" && r.path == format!("/api/v1/playlists/{pid}"))
+                .unwrap_or_else(|| panic!("no confirming read of playlist {pid}"));
+            assert_eq!(reqs[read].status, 404);
+            let patch = reqs
+                .iter()
+                .position(|r| r.method == "PATCH" && r.path == format!("/api/v1/schedules/{sid}"))
+                .unwrap();
+            assert!(read < patch, "absence confirmed before the write");
+        }
+    }
+    for s in fx["schedules"].as_array().unwrap() {
+        let sid = s["id"].as_str().unwrap();
+        if !expected.deactivate.contains(sid) {
+            assert_eq!(
+                sb.entity("schedules", sid).unwrap()["isActive"],
+                s["isActive"],
+                "{sid} unchanged"
+            );
+        }
+    }
+    // The fallback playlist is among the hidden ones: a direct read finds it, so it is not "invalid" and the
+    // coverage gaps still get it, exactly as without the cut.
+    assert!(
+        !ids.iter()
+            .any(|i| i.contains(":fallback_playlist_invalid:")),
+        "false fallback_playlist_invalid: {ids:?}"
+    );
+    let mut assigned: Vec<String> = h::mutations(&reqs)
+        .into_iter()
+        .filter(|(m, p, _)| m == "PATCH" && p.starts_with("/api/v1/displays/"))
+        .map(|(_, p, _)| p.trim_start_matches("/api/v1/displays/").to_string())
+        .collect();
+    assigned.sort();
+    let want: Vec<String> = expected.assign.iter().cloned().collect();
+    assert_eq!(
+        assigned, want,
+        "the demo's fallback assignments are unchanged"
+    );
+    sb.shutdown().await;
+}
+
+/// The same for the display and group lists (agents.md 6.4.2 check 3): with `GET /displays` and
+/// `GET /display-groups` cut to 5 items each, no schedule is deactivated as "no target" beyond the real faults; a
+/// target missing from its list is confirmed by `GET /displays/:id` or `GET /display-groups/:id` → 404 first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_display_and_group_lists_make_no_no_target_deactivation() {
+    let fx = h::demo();
+    let sb = h::start(&fx).await;
+    let expected = h::oracle(&fx, sb.now());
+    sb.truncate_list("/api/v1/displays", Some(5));
+    sb.truncate_list("/api/v1/display-groups", Some(5));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = h::config(&sb, dir.path(), &[]);
+    let sink = Arc::new(h::CaptureSink::default());
+    let rep = h::run(&cfg, false, &sink).await;
+    assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
+    let ids: Vec<String> = h::incident_status(&rep).into_keys().collect();
+    let wrongly: Vec<&String> = ids
+        .iter()
+        .filter(|i| i.contains(":no_target_schedule:") && !expected.ids.contains(*i))
+        .collect();
+    assert!(wrongly.is_empty(), "false no-target verdicts: {wrongly:?}");
+    let reqs = sb.requests();
+    for (m, p, _) in h::mutations(&reqs) {
+        if m == "PATCH" && p.starts_with("/api/v1/schedules/") {
+            let sid = p.trim_start_matches("/api/v1/schedules/");
+            assert!(
+                expected.deactivate.contains(sid),
+                "{sid} wrongly deactivated"
+            );
+        }
+    }
+    // The real no-target faults with a named target were confirmed by a direct 404 read.
+    for s in fx["schedules"].as_array().unwrap() {
+        let sid = s["id"].as_str().unwrap();
+        if !expected
+            .ids
+            .contains(&format!("schedule-doctor:no_target_schedule:{sid}"))
+        {
+            continue;
+        }
+        let target = match (s["displayId"].as_str(), s["displayGroupId"].as_str()) {
+            (Some(d), _) => format!("/api/v1/displays/{d}"),
+            (_, Some(g)) => format!("/api/v1/display-groups/{g}"),
+            _ => continue,
+        };
+        assert!(
+            reqs.iter()
+                .any(|r| r.method == "GET" && r.path == target && r.status == 404),
+            "no confirming 404 read of {target}"
+        );
+    }
+    sb.shutdown().await;
+}

@@ -10,6 +10,28 @@ use serde_json::Value;
 /// Minutes in a week (Sunday 00:00 = 0).
 pub const WEEK_MINUTES: i64 = 10_080;
 
+/// Whether an id from the API may be put in a request path as is: 1–128 cuid/uuid characters (ASCII letters,
+/// digits, `-`, `_`; design/vizora-api.md 2.6). Every agent checks an API id with this before it enters a path; an
+/// id that fails is never requested (skipped with a WARNING, issue 9 item 8).
+pub fn path_safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// An id as a WARNING shows it: escaped and cut to 60 characters (it failed [`path_safe_id`], so it may hold
+/// control characters or be long).
+pub fn shown_id(id: &str) -> String {
+    let e: String = id.escape_debug().collect();
+    if e.chars().count() > 60 {
+        format!("{}…", e.chars().take(60).collect::<String>())
+    } else {
+        e
+    }
+}
+
 /// A string field of an API object (`None` when missing, null or not a string).
 pub fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)

@@ -25,6 +25,7 @@
 //!
 //! Nothing here deletes anything: content is archived, playlists are repointed.
 
+use super::common;
 use super::content_cache::{CacheFile, DetailCache, EntryRef, ThumbnailCheck, refresh_plan};
 use super::content_table::{
     ContentSink, ContentTable, HashSet64, PlaylistRefs, PlaylistSink, PriorSeen, SizeState,
@@ -735,6 +736,8 @@ pub struct RefreshReport {
     pub stale_total: usize,
     /// Reads planned this run (at most the limit).
     pub planned: usize,
+    /// Listed ids that are not plain ids ([`common::path_safe_id`]): never requested, the item stays not examined.
+    pub invalid_ids: usize,
     /// The first fatal API error (login lost): the run stops after this pass.
     pub fatal: Option<ApiError>,
 }
@@ -754,12 +757,30 @@ pub async fn refresh_details(
     now: &(dyn Fn() -> DateTime<Utc> + Sync),
     warn: &mut (dyn FnMut(String) + Send),
 ) -> RefreshReport {
-    let (plan, stale_total) = refresh_plan(table, cache, limit);
+    let (mut plan, stale_total) = refresh_plan(table, cache, limit);
+    // An API id enters a request path only when it is a plain id (design/vizora-api.md 2.6); the others are never
+    // requested and stay not examined, reported by one WARNING per pass (never one per item).
+    let before = plan.len();
+    let mut first_bad: Option<String> = None;
+    plan.retain(|&r| {
+        let ok = common::path_safe_id(table.id(r));
+        if !ok && first_bad.is_none() {
+            first_bad = Some(common::shown_id(table.id(r)));
+        }
+        ok
+    });
     let mut rep = RefreshReport {
         stale_total,
         planned: plan.len(),
+        invalid_ids: before - plan.len(),
         ..RefreshReport::default()
     };
+    if let Some(ex) = first_bad {
+        warn(format!(
+            "{CONTENT_LIST}: {} listed id(s) are not plain ids (e.g. \"{ex}\"); never requested, not examined",
+            rep.invalid_ids
+        ));
+    }
     let mut links: Vec<(u32, u32)> = Vec::with_capacity(plan.len());
     let mut gone: Vec<u32> = Vec::new();
     {
@@ -880,6 +901,9 @@ struct Run<'a> {
     planned_sizes: HashMap<String, u64>,
     stats: serde_json::Map<String, Value>,
     s3: Option<Result<Arc<object_store::aws::AmazonS3>, String>>,
+    /// Ids from the API refused for a request path ([`common::path_safe_id`]), by use: count and the first one
+    /// (one WARNING per use at the end of the run, never one per item).
+    bad_ids: std::collections::BTreeMap<&'static str, (usize, String)>,
 }
 
 /// Runs the agent once (agents.md 6.2).
@@ -919,6 +943,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         planned_sizes: HashMap::new(),
         stats: serde_json::Map::new(),
         s3: None,
+        bad_ids: std::collections::BTreeMap::new(),
     };
     r.run().await;
     r.out
@@ -956,6 +981,20 @@ impl<'a> Run<'a> {
             let iid = self.id(kind, target_id);
             self.out.unexamined.insert(iid);
         }
+    }
+
+    /// Whether an API id may enter a request path ([`common::path_safe_id`]); a refused one is counted under `use`
+    /// for the end-of-run WARNING and never requested.
+    fn plain_id(&mut self, what: &'static str, id: &str) -> bool {
+        if common::path_safe_id(id) {
+            return true;
+        }
+        let e = self
+            .bad_ids
+            .entry(what)
+            .or_insert_with(|| (0, common::shown_id(id)));
+        e.0 += 1;
+        false
     }
 
     fn past_deadline(&self) -> bool {
@@ -1247,6 +1286,11 @@ impl<'a> Run<'a> {
         if self.past_deadline() {
             return Archive::NotSent("archive deferred: run deadline reached".into());
         }
+        if !self.plain_id("content", id) {
+            return Archive::NotSent(
+                "not archived: the content id is not a plain id, so it is never put in a request path".into(),
+            );
+        }
         let path = format!("{CONTENT_LIST}/{id}/archive");
         let out = self
             .api
@@ -1342,6 +1386,12 @@ impl<'a> Run<'a> {
         }
         if self.past_deadline() {
             return Err("repoint deferred: run deadline reached".into());
+        }
+        if !self.plain_id("playlist", pid) {
+            return Err(format!(
+                "playlist id \"{}\" is not a plain id; never requested, so the playlist cannot be repointed",
+                common::shown_id(pid)
+            ));
         }
         let ppath = format!("{PLAYLIST_LIST}/{pid}");
         let pl = match self.api.get(&ppath).await {
@@ -1503,6 +1553,10 @@ impl<'a> Run<'a> {
             self.out.raise(inc);
             return;
         }
+        if !self.plain_id("content", &f.id) {
+            self.unexamined(T_EXPIRED, &f.id);
+            return;
+        }
         let cpath = format!("{CONTENT_LIST}/{}", f.id);
         // Step 1: fresh read.
         let before = match self.api.get(&cpath).await {
@@ -1537,7 +1591,15 @@ impl<'a> Run<'a> {
             .map(String::from);
         let mut repl_note = String::new();
         let mut deliverable_repl: Option<(String, String)> = None;
-        if let Some(r) = &replacement {
+        if let Some(r) = &replacement
+            && !self.plain_id("replacement content", r)
+        {
+            // Never requested; such an id cannot name deliverable content (design/vizora-api.md 2.6).
+            repl_note = format!(
+                "; replacement \"{}\" is not a plain id (never requested)",
+                common::shown_id(r)
+            );
+        } else if let Some(r) = &replacement {
             match self.api.get(&format!("{CONTENT_LIST}/{r}")).await {
                 Ok(rv) if is_deliverable(&rv, self.now) => {
                     deliverable_repl = Some((r.clone(), label(&rv)));
@@ -2314,6 +2376,12 @@ impl<'a> Run<'a> {
     // -------------------------------------------------------------------------------------------------------
 
     async fn finish(&mut self, cache_file: &CacheFile) {
+        for (what, (n, first)) in std::mem::take(&mut self.bad_ids) {
+            self.ctx.warn(format!(
+                "{n} {what} id(s) from the API are not plain ids (e.g. \"{first}\"): never requested; those items \
+                 are skipped this run"
+            ));
+        }
         // Contract drift (3.2): critical, exit 2 with a full write.
         let mut slugs: Vec<(&'static str, String)> =
             self.drift.iter().map(|(k, v)| (*k, v.clone())).collect();

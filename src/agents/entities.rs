@@ -309,6 +309,24 @@ pub struct Schedule {
     pub malformed_ref: Option<&'static str>,
     /// The embedded `playlist._count.items`, when present (6.4.3 fallback for the item count).
     pub embedded_item_count: Option<u64>,
+    /// The same answer embeds the `playlist` relation (an object whose `id` is `playlistId`): the playlist exists,
+    /// whatever the playlists list says (agents.md 6.4.2 check 2).
+    pub embeds_playlist: bool,
+    /// The same answer embeds the `display` relation with `id` = `displayId`: the display exists (6.4.2 check 3).
+    pub embeds_display: bool,
+    /// The same answer embeds the `displayGroup` relation with `id` = `displayGroupId`: the group exists.
+    pub embeds_group: bool,
+}
+
+/// Whether `v[rel]` is an object whose `id` equals the string `v[key]` (an embedded relation proving existence).
+fn embeds(v: &Value, rel: &str, key: &str) -> bool {
+    match (
+        v.get(rel).and_then(|r| r.get("id")).and_then(Value::as_str),
+        v.get(key).and_then(Value::as_str),
+    ) {
+        (Some(a), Some(b)) => !b.is_empty() && a == b,
+        _ => false,
+    }
 }
 
 impl FromItem for Schedule {
@@ -336,6 +354,9 @@ impl FromItem for Schedule {
                 .and_then(|p| p.get("_count"))
                 .and_then(|c| c.get("items"))
                 .and_then(Value::as_u64),
+            embeds_playlist: embeds(v, "playlist", "playlistId"),
+            embeds_display: embeds(v, "display", "displayId"),
+            embeds_group: embeds(v, "displayGroup", "displayGroupId"),
         }
     }
 }

@@ -690,12 +690,9 @@ fn id_for(kind: &str, target: &str) -> String {
     crate::model::incident_id(AgentName::FleetManager, kind, target)
 }
 
-/// Ids of displays are put into request paths: only plain id characters are accepted.
+/// Ids of displays are put into request paths: only plain ids are accepted (the shared check of every agent).
 fn path_safe(id: &str) -> bool {
-    !id.is_empty()
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    super::common::path_safe_id(id)
 }
 
 fn minutes(age_s: i64) -> i64 {
@@ -1434,8 +1431,12 @@ impl FleetRun<'_> {
                 .reconnect_verify_s
                 .saturating_sub(t.elapsed().as_secs());
             if rest > 0 {
+                // Says what for and until when (issue 9: a long wait never looks like a hang).
+                let until = ctx.now() + chrono::Duration::seconds(rest as i64);
                 ctx.info(format!(
-                    "waiting {rest} s before verifying {} display(s)",
+                    "waiting {rest} s, until {}, for {} display(s) to reconnect after the reload command(s) \
+                     (OPS_RECONNECT_VERIFY_S), then verifying",
+                    until.format("%H:%M:%S UTC"),
                     work.pending.len()
                 ));
                 ctx.wait_s(rest).await;

@@ -1358,9 +1358,13 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     let mut reprobed: BTreeMap<Svc, Health> = BTreeMap::new();
     let mut relist: Option<Result<Vec<ProcessInfo>, PmError>> = None;
     if any_ran {
+        // Says what for and until when (issue 9: a long wait never looks like a hang).
+        let until = ctx.now() + chrono::Duration::seconds(h.restart_cooldown_s as i64);
         ctx.info(format!(
-            "waiting {} s (OPS_RESTART_COOLDOWN_S) before verification",
-            h.restart_cooldown_s
+            "waiting {} s, until {}, for the restarted service(s) to come up (OPS_RESTART_COOLDOWN_S), then \
+             re-probing to verify",
+            h.restart_cooldown_s,
+            until.format("%H:%M:%S UTC")
         ));
         ctx.wait_s(h.restart_cooldown_s).await;
         let affected: Vec<Svc> = cmds

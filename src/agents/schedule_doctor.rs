@@ -24,7 +24,7 @@ use crate::state::audit::VerificationLine;
 use crate::vizora::{
     ApiError, ListResult, MutationRequest, MutationStatus, Precondition, VizoraApi,
 };
-use detect::{ActiveFault, Coverage, EntitySets, Fallback};
+use detect::{ActiveFault, Coverage, EntitySets, Fallback, MissingTarget};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -66,7 +66,19 @@ enum Fix {
     Planned,
     /// Not done (error text in the incident).
     NotDone,
+    /// Not done because the finding was false: a fresh read embeds the "missing" playlist/display/group, or a direct
+    /// read of it answered (agents.md 6.4.2). The schedule stays active; the string is the evidence.
+    Refuted(String),
 }
+
+/// Whether a skipped write's evidence shows that the entity its verdict called absent exists (the precondition's
+/// relation check below, or the client's absence read, [`Precondition::absent`]).
+fn refutes_absence(evidence: &str) -> bool {
+    evidence.starts_with("a direct read") || evidence.starts_with(EMBEDS_EVIDENCE)
+}
+
+/// Start of the evidence when the schedule's fresh read embeds the relation its verdict called missing.
+const EMBEDS_EVIDENCE: &str = "a fresh read of the schedule embeds";
 
 /// A verified (or, in a dry run, planned) fix for the batched notifications.
 struct FixNote {
@@ -326,6 +338,69 @@ impl<'a> Run<'a> {
             ActiveFault::DeletedPlaylist { .. } => "deleted-playlist",
             ActiveFault::NoTarget { .. } => "no-target",
         };
+        // A verdict resting on absence from another list is confirmed before the write (agents.md 6.4.2): the fresh
+        // `before` read must not embed the relation, and a direct read of the missing id must answer 404.
+        let absent: Option<(String, String, &'static str)> = match fault {
+            ActiveFault::PastEnd { .. } | ActiveFault::DeletedPlaylist { playlist_id: None } => {
+                None
+            }
+            ActiveFault::DeletedPlaylist {
+                playlist_id: Some(p),
+            } => Some((
+                format!("{PLAYLISTS}/{p}"),
+                format!("playlist {p}"),
+                "playlist",
+            )),
+            ActiveFault::NoTarget { missing: None, .. } => None,
+            ActiveFault::NoTarget {
+                missing: Some(MissingTarget::Display(d)),
+                ..
+            } => Some((format!("{DISPLAYS}/{d}"), format!("display {d}"), "display")),
+            ActiveFault::NoTarget {
+                missing: Some(MissingTarget::Group(g)),
+                ..
+            } => Some((
+                format!("{GROUPS}/{g}"),
+                format!("display group {g}"),
+                "displayGroup",
+            )),
+        };
+        if let Some((apath, what, _)) = &absent {
+            let missing_id = apath.rsplit('/').next().unwrap_or_default();
+            if !detect::path_safe_id(missing_id) {
+                self.ctx.warn(format!(
+                    "schedule {id}: {} is not a plain id; its absence cannot be confirmed by a direct read, so the \
+                     schedule is not deactivated",
+                    what.escape_debug()
+                ));
+                inc.remediation = format!(
+                    "Check the schedule in the Vizora dashboard: {what} is missing from its list, but its id is not \
+                     safe to put in a request path, so its absence was not confirmed"
+                );
+                return (inc, Fix::NotDone);
+            }
+        }
+        let mut precondition = Precondition::new({
+            let rel = absent.as_ref().map(|(_, what, rel)| (*rel, what.clone()));
+            move |v| {
+                if v.get("isActive").and_then(Value::as_bool) == Some(false) {
+                    return Err(
+                        "a fresh read shows the schedule already inactive; nothing to write".into(),
+                    );
+                }
+                if let Some((rel, what)) = &rel
+                    && v.get(*rel).is_some_and(Value::is_object)
+                {
+                    return Err(format!(
+                        "{EMBEDS_EVIDENCE} {what}, so it exists; nothing to write"
+                    ));
+                }
+                Ok(())
+            }
+        });
+        if let Some((apath, what, _)) = absent {
+            precondition = precondition.absent(apath, what);
+        }
         let fix = self
             .patch(
                 &mut inc,
@@ -335,16 +410,7 @@ impl<'a> Run<'a> {
                 &path,
                 json!({"isActive": false}),
                 PATCH_SCHEDULES,
-                Precondition::new(|v| {
-                    if v.get("isActive").and_then(Value::as_bool) == Some(false) {
-                        Err(
-                            "a fresh read shows the schedule already inactive; nothing to write"
-                                .into(),
-                        )
-                    } else {
-                        Ok(())
-                    }
-                }),
+                precondition,
                 |v| v.get("isActive").and_then(Value::as_bool) == Some(false),
                 "isActive=false",
             )
@@ -360,6 +426,11 @@ impl<'a> Run<'a> {
                 });
                 resolved(inc, now)
             }
+            Fix::AlreadyDone(why) if refutes_absence(why) => {
+                let why = why.clone();
+                let (inc, _) = self.already(inc, &why);
+                return (inc, Fix::Refuted(why));
+            }
             Fix::AlreadyDone(why) => {
                 let why = why.clone();
                 return self.already(inc, &why);
@@ -372,7 +443,7 @@ impl<'a> Run<'a> {
                 });
                 inc
             }
-            Fix::NotDone => inc,
+            Fix::NotDone | Fix::Refuted(_) => inc,
         };
         (inc, fix)
     }
@@ -464,7 +535,7 @@ impl<'a> Run<'a> {
                     incident: None,
                 });
             }
-            Fix::AlreadyDone(why) => inc.remediation = why.clone(),
+            Fix::AlreadyDone(why) | Fix::Refuted(why) => inc.remediation = why.clone(),
             Fix::NotDone => {}
         }
         fix
@@ -668,6 +739,19 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     // ── 6.4.2 Active schedules ──
     let sets = scan_complete.then(|| EntitySets::new(playlists, displays, groups));
     let checks = detect::check_schedules(schedules, now, sets.as_ref());
+    if let Some(sets) = &sets {
+        // A list that omits what schedules embed is cut short (agents.md 6.4.2): one warning per list per run.
+        let om = detect::list_omissions(schedules, sets);
+        for ((n, examples), list) in om.iter().zip([PLAYLISTS, DISPLAYS, GROUPS]) {
+            if *n > 0 {
+                ctx.warn(format!(
+                    "{list} omits {n} id(s) that schedules embed (e.g. {}) although its total says complete: \
+                     the list is not trusted for absence; such references count as existing",
+                    examples.join(", ")
+                ));
+            }
+        }
+    }
     let mut unexamined: HashSet<String> = HashSet::new();
     for &i in &checks.end_unknown {
         let sch = &schedules[i];
@@ -726,6 +810,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
             Fix::Verified => "deactivated, verified".to_string(),
             Fix::Planned => "would deactivate (dry run)".to_string(),
             Fix::AlreadyDone(w) => w.clone(),
+            Fix::Refuted(w) => format!("not deactivated: {w}"),
             Fix::NotDone => format!("open: {}", inc.error.as_deref().unwrap_or(&inc.remediation)),
         };
         r.note(format!("{label}: {} — {outcome}", fault.reason()));
@@ -738,13 +823,15 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
                     follow_up_schedules.push(*i);
                 }
             }
-            Fix::NotDone => {
+            // Still active: its overlap verdicts were not computed (it was not in `remaining`), so they stay
+            // unexamined like those of a failed deactivation.
+            Fix::NotDone | Fix::Refuted(_) => {
                 if !matches!(fault, ActiveFault::PastEnd { .. }) {
                     unremediated.insert(sch.id.to_string());
                 }
             }
         }
-        if matches!(fix, Fix::AlreadyDone(_)) && !r.prior_active(&inc.id) {
+        if matches!(fix, Fix::AlreadyDone(_) | Fix::Refuted(_)) && !r.prior_active(&inc.id) {
             continue;
         }
         r.o.raise(inc);
@@ -919,13 +1006,54 @@ async fn complete_scan_checks(
     let displays = &inp.obs.displays.items;
 
     // ── 6.4.1 Fallback ──
-    let (fallback, warnings) = detect::resolve_fallback(
+    let (mut fallback, warnings) = detect::resolve_fallback(
         inp.obs.org.as_ref(),
         &inp.obs.playlists.items,
         ctx.cfg.entity.fallback_playlist_id.as_deref(),
     );
     for w in warnings {
         ctx.warn(w);
+    }
+    // "Does not exist" rests on absence from the playlists list, which can lie (agents.md 6.0): one direct read.
+    if let Fallback::Invalid { id, source, .. } = &fallback
+        && inp.sets.playlist(id).is_none()
+        && detect::path_safe_id(id)
+    {
+        let (id, source) = (id.clone(), *source);
+        match r.api.get(&format!("{PLAYLISTS}/{id}")).await {
+            Err(ApiError::NotFound { .. }) => {}
+            Ok(v) => {
+                let name = s(&v, "name").unwrap_or(&id).to_string();
+                let items = v.get("itemCount").and_then(Value::as_u64).or_else(|| {
+                    v.get("items")
+                        .and_then(Value::as_array)
+                        .map(|a| a.len() as u64)
+                });
+                ctx.warn(format!(
+                    "fallback playlist \"{name}\" ({id}) is missing from {PLAYLISTS} but a direct read finds it; \
+                     the list is not trusted for it"
+                ));
+                fallback = match items {
+                    Some(0) => Fallback::Invalid {
+                        reason: format!("playlist \"{name}\" ({id}) has 0 items"),
+                        id,
+                        source,
+                    },
+                    Some(_) => Fallback::Valid { id, name, source },
+                    None => Fallback::Unknown(format!(
+                        "the item count of fallback playlist \"{name}\" ({id}) is unknown"
+                    )),
+                };
+            }
+            Err(e) => {
+                if e.is_fatal() {
+                    r.abort(&e);
+                }
+                fallback = Fallback::Unknown(format!(
+                    "the fallback playlist {id} is missing from the list and its direct read failed: {e}"
+                ));
+            }
+        }
     }
     match (&fallback, inp.org_id) {
         (Fallback::Invalid { id, source, reason }, Some(org_id)) => {
@@ -1125,7 +1253,7 @@ async fn complete_scan_checks(
         let outcome = match &fix {
             Some(Fix::Verified) => "fallback assigned, verified".to_string(),
             Some(Fix::Planned) => "would assign the fallback (dry run)".to_string(),
-            Some(Fix::AlreadyDone(w)) => w.clone(),
+            Some(Fix::AlreadyDone(w) | Fix::Refuted(w)) => w.clone(),
             Some(Fix::NotDone) => {
                 format!("open: {}", inc.error.as_deref().unwrap_or(&inc.remediation))
             }

@@ -339,14 +339,25 @@ fn client_ip(h: &HeaderMap, peer: std::net::SocketAddr) -> IpAddr {
         .unwrap_or(peer.ip())
 }
 
+/// The request body as the request log keeps it, redacted like every other log (agents.md 5.9): the login's
+/// `password`, tokens and secret-looking text never reach `GET /__sandbox/requests`.
 pub(crate) fn record_body(bytes: &[u8]) -> Option<Value> {
     if bytes.is_empty() {
         return None;
     }
-    Some(
-        serde_json::from_slice(bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())),
-    )
+    Some(match serde_json::from_slice::<Value>(bytes) {
+        Ok(v) => crate::redact::redact_value(&v),
+        Err(_) => Value::String(crate::redact::redact_str(&String::from_utf8_lossy(bytes))),
+    })
+}
+
+/// The query string as the request log keeps it: secret parameters (`password`, `token`, …) masked (agents.md 5.9).
+fn record_query(q: &str) -> String {
+    if q.is_empty() {
+        return String::new();
+    }
+    let r = crate::redact::redact_str(&format!("?{q}"));
+    r.strip_prefix('?').unwrap_or(&r).to_string()
 }
 
 /// The response a fault prescribes.
@@ -395,11 +406,12 @@ pub(crate) async fn entry(
         return control::handle(&sh, req).await;
     }
     let headers = req.headers().clone();
+    let raw_query = req.uri().query().unwrap_or("").to_string();
     let mut rec = RecordedRequest {
         seq: sh.seq.fetch_add(1, Ordering::Relaxed) + 1,
         method: req.method().as_str().to_string(),
         path,
-        query: req.uri().query().unwrap_or("").to_string(),
+        query: record_query(&raw_query),
         body: None,
         status: 0,
         at: fmt_ms(sh.now()),
@@ -442,7 +454,7 @@ pub(crate) async fn entry(
         &sh,
         &rec.method,
         &rec.path,
-        &rec.query,
+        &raw_query,
         &headers,
         &bytes,
         ip,
@@ -1216,22 +1228,26 @@ fn dispatch(ctx: &mut Ctx, rt: Rt, user: &AuthUser) -> Result<Resp, Resp> {
             let (page, limit) = pagination_only(ctx)?;
             let st = lock(&sh.store);
             let r = R { s: &st, now };
-            let items: Vec<PlaylistView> = Store::page(&st.playlist_order, page, limit)
-                .iter()
-                .map(|&pi| PlaylistView {
-                    r: Some(r),
-                    p: &st.playlists[pi as usize],
-                    pi: pi as usize,
-                    mode: PlaylistMode::Full,
-                })
-                .collect();
+            let items: Vec<PlaylistView> = Store::page(
+                control::cut(sh, "/api/v1/playlists", &st.playlist_order),
+                page,
+                limit,
+            )
+            .iter()
+            .map(|&pi| PlaylistView {
+                r: Some(r),
+                p: &st.playlists[pi as usize],
+                pi: pi as usize,
+                mode: PlaylistMode::Full,
+            })
+            .collect();
             list_resp(
                 sh,
                 "/api/v1/playlists",
                 &items,
                 page,
                 limit,
-                st.playlist_order.len() as u64,
+                control::cut(sh, "/api/v1/playlists", &st.playlist_order).len() as u64,
             )
         }
         Rt::PlaylistGet(id) => {
@@ -1255,21 +1271,25 @@ fn dispatch(ctx: &mut Ctx, rt: Rt, user: &AuthUser) -> Result<Resp, Resp> {
             let (page, limit) = pagination_only(ctx)?;
             let st = lock(&sh.store);
             let r = R { s: &st, now };
-            let items: Vec<DisplayView> = Store::page(&st.display_order, page, limit)
-                .iter()
-                .map(|&di| DisplayView {
-                    r,
-                    di: di as usize,
-                    mode: DisplayMode::List,
-                })
-                .collect();
+            let items: Vec<DisplayView> = Store::page(
+                control::cut(sh, "/api/v1/displays", &st.display_order),
+                page,
+                limit,
+            )
+            .iter()
+            .map(|&di| DisplayView {
+                r,
+                di: di as usize,
+                mode: DisplayMode::List,
+            })
+            .collect();
             list_resp(
                 sh,
                 "/api/v1/displays",
                 &items,
                 page,
                 limit,
-                st.display_order.len() as u64,
+                control::cut(sh, "/api/v1/displays", &st.display_order).len() as u64,
             )
         }
         Rt::DisplayGet(id) => {
@@ -1292,21 +1312,25 @@ fn dispatch(ctx: &mut Ctx, rt: Rt, user: &AuthUser) -> Result<Resp, Resp> {
             let (page, limit) = pagination_only(ctx)?;
             let st = lock(&sh.store);
             let r = R { s: &st, now };
-            let items: Vec<GroupView> = Store::page(&st.group_order, page, limit)
-                .iter()
-                .map(|&gi| GroupView {
-                    r,
-                    gi: gi as usize,
-                    mode: GroupMode::List,
-                })
-                .collect();
+            let items: Vec<GroupView> = Store::page(
+                control::cut(sh, "/api/v1/display-groups", &st.group_order),
+                page,
+                limit,
+            )
+            .iter()
+            .map(|&gi| GroupView {
+                r,
+                gi: gi as usize,
+                mode: GroupMode::List,
+            })
+            .collect();
             list_resp(
                 sh,
                 "/api/v1/display-groups",
                 &items,
                 page,
                 limit,
-                st.group_order.len() as u64,
+                control::cut(sh, "/api/v1/display-groups", &st.group_order).len() as u64,
             )
         }
         Rt::GroupGet(id) => {
@@ -1328,21 +1352,25 @@ fn dispatch(ctx: &mut Ctx, rt: Rt, user: &AuthUser) -> Result<Resp, Resp> {
             let (page, limit) = pagination_only(ctx)?;
             let st = lock(&sh.store);
             let r = R { s: &st, now };
-            let items: Vec<ScheduleView> = Store::page(&st.schedule_order, page, limit)
-                .iter()
-                .map(|&si| ScheduleView {
-                    r,
-                    si: si as usize,
-                    mode: ScheduleMode::Full,
-                })
-                .collect();
+            let items: Vec<ScheduleView> = Store::page(
+                control::cut(sh, "/api/v1/schedules", &st.schedule_order),
+                page,
+                limit,
+            )
+            .iter()
+            .map(|&si| ScheduleView {
+                r,
+                si: si as usize,
+                mode: ScheduleMode::Full,
+            })
+            .collect();
             list_resp(
                 sh,
                 "/api/v1/schedules",
                 &items,
                 page,
                 limit,
-                st.schedule_order.len() as u64,
+                control::cut(sh, "/api/v1/schedules", &st.schedule_order).len() as u64,
             )
         }
         Rt::ScheduleGet(id) => {
@@ -1446,20 +1474,24 @@ fn content_list(ctx: &Ctx) -> Result<Resp, Resp> {
         now: ctx.now,
     };
     if f.is_empty() {
-        let items: Vec<ContentListItem> = Store::page(&st.content_order, page, limit)
-            .iter()
-            .map(|&ci| ContentListItem {
-                r,
-                c: &st.content[ci as usize],
-            })
-            .collect();
+        let items: Vec<ContentListItem> = Store::page(
+            control::cut(sh, "/api/v1/content", &st.content_order),
+            page,
+            limit,
+        )
+        .iter()
+        .map(|&ci| ContentListItem {
+            r,
+            c: &st.content[ci as usize],
+        })
+        .collect();
         return Ok(list_resp(
             sh,
             "/api/v1/content",
             &items,
             page,
             limit,
-            st.content_order.len() as u64,
+            control::cut(sh, "/api/v1/content", &st.content_order).len() as u64,
         ));
     }
     let hits: Vec<u32> = st
@@ -1468,7 +1500,8 @@ fn content_list(ctx: &Ctx) -> Result<Resp, Resp> {
         .copied()
         .filter(|&ci| f.matches(&st, &st.content[ci as usize]))
         .collect();
-    let items: Vec<ContentListItem> = Store::page(&hits, page, limit)
+    let hits = control::cut(sh, "/api/v1/content", &hits);
+    let items: Vec<ContentListItem> = Store::page(hits, page, limit)
         .iter()
         .map(|&ci| ContentListItem {
             r,

@@ -8,6 +8,7 @@
 //! | `GET /__sandbox/faults`, `POST /__sandbox/faults/clear` | | pending faults / remove them |
 //! | `POST /__sandbox/faults` | `FaultSpec` (`{method?, path, status?, body?, rawBody?, delayMs?, retryAfter?, count?, service?}`) | the next `count` matching requests get that response (only `delayMs`: delay, then the normal response) |
 //! | `POST /__sandbox/list-shape` | `{path:"/api/v1/content", shape:"normal"\|"items"\|"bare"\|"unknown"}` | how that list is wrapped |
+//! | `POST /__sandbox/list-truncate` | `{path:"/api/v1/playlists", items:N\|null}` | that list answers only its first `N` items with `meta.total` = `N` (a lying but self-consistent list; detail reads unaffected); `null` undoes it |
 //! | `GET /__sandbox/services` | | `{api|web|realtime: {state, restarts, url}}` |
 //! | `POST /__sandbox/services/{svc}` | `{state}` | `healthy`, `degraded`, `unhealthy`, `down`, `assets_broken` |
 //! | `POST /__sandbox/services/{svc}/restart` | | back to healthy, restarts + 1 |
@@ -63,6 +64,24 @@ pub(crate) fn set_shape(sh: &Shared, path: &str, shape: ListShape) {
     } else {
         m.insert(norm_path(path), shape);
     }
+}
+
+/// The list fault of `POST /__sandbox/list-truncate`: the first `N` entries of `order` when the collection at `path`
+/// is cut to `N` (its list then answers those items only, with a consistent `meta.total` = `N`: a lying but
+/// self-consistent list), else all of `order`. Detail reads are not affected.
+pub(crate) fn cut<'a, T>(sh: &Shared, path: &str, order: &'a [T]) -> &'a [T] {
+    match lock(&sh.truncations).get(path) {
+        Some(&n) => &order[..n.min(order.len())],
+        None => order,
+    }
+}
+
+pub(crate) fn set_truncation(sh: &Shared, path: &str, items: Option<usize>) {
+    let mut m = lock(&sh.truncations);
+    match items {
+        Some(n) => m.insert(norm_path(path), n),
+        None => m.remove(&norm_path(path)),
+    };
 }
 
 /// Reconnects display `di` at `now`: fresh heartbeat, `online`, live from then on.
@@ -161,7 +180,7 @@ pub(crate) async fn handle(sh: &Arc<Shared>, req: Request) -> Response {
                 "errors": if sh.production() { "production" } else { "development" },
                 "routes": [
                     "GET /__sandbox/requests", "POST /__sandbox/requests/clear", "GET|POST /__sandbox/faults",
-                    "POST /__sandbox/faults/clear", "POST /__sandbox/list-shape", "GET /__sandbox/services",
+                    "POST /__sandbox/faults/clear", "POST /__sandbox/list-shape", "POST /__sandbox/list-truncate", "GET /__sandbox/services",
                     "POST /__sandbox/services/{svc}", "POST /__sandbox/services/{svc}/restart",
                     "POST /__sandbox/displays/{id}/reconnect", "POST /__sandbox/displays/{id}/stay-offline",
                     "GET|POST /__sandbox/fleet", "GET|POST /__sandbox/clock", "POST /__sandbox/throttle",
@@ -239,6 +258,20 @@ pub(crate) async fn handle(sh: &Arc<Shared>, req: Request) -> Response {
             };
             set_shape(sh, p, shape);
             reply(200, json!({ "path": norm_path(p), "shape": shape }))
+        }
+        ("POST", ["list-truncate"]) => {
+            let Some(p) = body.get("path").and_then(Value::as_str) else {
+                return bad("path required");
+            };
+            let items = match body.get("items") {
+                None | Some(Value::Null) => None,
+                Some(v) => match v.as_u64() {
+                    Some(n) => Some(n as usize),
+                    None => return bad("items must be a non-negative integer or null (no cut)"),
+                },
+            };
+            set_truncation(sh, p, items);
+            reply(200, json!({ "path": norm_path(p), "items": items }))
         }
         ("GET", ["services"]) => {
             let v: serde_json::Map<String, Value> = services::statuses(sh)

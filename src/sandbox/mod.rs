@@ -166,9 +166,10 @@ pub struct RecordedRequest {
     pub method: String,
     /// The path without the query string.
     pub path: String,
-    /// The raw query string (without `?`, empty when none).
+    /// The raw query string (without `?`, empty when none), secret parameters masked (agents.md 5.9).
     pub query: String,
     /// The request body: its JSON, or a JSON string holding the raw text when it is not JSON; `None` when empty.
+    /// Redacted like every log (agents.md 5.9, `crate::redact`): the login's `password` reads `"[REDACTED]"`.
     pub body: Option<Value>,
     /// The status answered (0 when the connection was cut without a response).
     pub status: u16,
@@ -308,6 +309,8 @@ pub(crate) struct Shared {
     pub production_errors: AtomicBool,
     pub faults: Mutex<Vec<FaultEntry>>,
     pub shapes: Mutex<HashMap<String, ListShape>>,
+    /// List path → the number of items its list answers (`POST /__sandbox/list-truncate`).
+    pub truncations: Mutex<HashMap<String, usize>>,
     pub log: Mutex<VecDeque<RecordedRequest>>,
     pub seq: AtomicU64,
     pub services: Mutex<Vec<SvcSlot>>,
@@ -492,6 +495,7 @@ impl Sandbox {
             production_errors: AtomicBool::new(opts.production_errors),
             faults: Mutex::new(Vec::new()),
             shapes: Mutex::new(HashMap::new()),
+            truncations: Mutex::new(HashMap::new()),
             log: Mutex::new(VecDeque::new()),
             seq: AtomicU64::new(0),
             services: Mutex::new(slots),
@@ -590,6 +594,13 @@ impl Sandbox {
         control::set_shape(&self.shared, path, shape);
     }
 
+    /// Cuts the list at `path` (e.g. `/api/v1/playlists`) to its first `items` entries with a consistent
+    /// `meta.total` (same as `POST /__sandbox/list-truncate`); `None` restores the whole list. Detail reads still find
+    /// every entity: the list lies, the API does not.
+    pub fn truncate_list(&self, path: &str, items: Option<usize>) {
+        control::set_truncation(&self.shared, path, items);
+    }
+
     /// Makes a display reconnect now (fresh heartbeat, `online`, kept fresh from then on). False if unknown.
     pub fn reconnect_display(&self, id: &str) -> bool {
         control::reconnect(&self.shared, id)
@@ -682,6 +693,40 @@ impl Sandbox {
     }
 }
 
+/// The banner's "point an agent at it" lines (issue 9): a command that finishes in seconds against this sandbox.
+/// Without throttling the client's budget is raised to match (`OPS_RATE_PER_*`, kept in memory so a host's shared
+/// `ops-ratelimit.json` is not touched); with production throttling the client keeps the production budget (raising
+/// it would only earn 429s), so the lines say how long that takes and how to get the fast form (`--no-throttle`).
+/// State and logs go to `./vizora-ops-sandbox/` (`OPS_LOG_DIR`), never the host's own.
+pub fn banner_command(api_url: &str, throttle: bool, demo: bool) -> Vec<String> {
+    let login = if demo {
+        "OPS_EMAIL=ops@example.test OPS_PASSWORD=ops-demo-password"
+    } else {
+        "OPS_EMAIL=<login> OPS_PASSWORD=<password>"
+    };
+    let common = format!(
+        "VALIDATOR_BASE_URL={api_url} {login} OPS_LOG_DIR=./vizora-ops-sandbox OPS_RATE_LIMIT_BACKEND=memory"
+    );
+    if throttle {
+        vec![
+            "  point an agent at it (production limits: the client keeps to 100 requests/min, so a dry run of the \
+             demo tenant takes about a minute; for seconds, restart with --no-throttle):"
+                .into(),
+            format!("    {common} vizora-ops run schedule-doctor --dry-run"),
+        ]
+    } else {
+        vec![
+            "  point an agent at it (throttling is off, so the client's budget is raised to match; finishes in \
+             seconds):"
+                .into(),
+            format!(
+                "    {common} OPS_RATE_PER_SECOND=1000 OPS_RATE_PER_MINUTE=100000 OPS_RATE_PER_HOUR=1000000 \
+                 vizora-ops run schedule-doctor --dry-run"
+            ),
+        ]
+    }
+}
+
 /// Runs a sandbox until Ctrl-C (`vizora-ops sandbox --fixture F --port P`): the demo tenant when `fixture` is None;
 /// prints the three service URLs and the control URL.
 ///
@@ -720,10 +765,9 @@ pub async fn run_standalone(
     if fixture.is_none() {
         println!("  login:    ops@example.test / ops-demo-password (demo account, sandbox only)");
     }
-    println!(
-        "  point an agent at it: VALIDATOR_BASE_URL={} OPS_EMAIL=<login> OPS_PASSWORD=<password> vizora-ops run schedule-doctor --dry-run",
-        sb.api_url
-    );
+    for line in banner_command(&sb.api_url, throttle, fixture.is_none()) {
+        println!("{line}");
+    }
     println!("Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Limits of the budget (requests per window; logins per minute).
@@ -83,25 +84,56 @@ impl Windows {
     }
 
     /// Milliseconds to wait before one more admission of `kind` fits every window; 0 = now.
+    #[cfg(test)]
     fn wait_ms(&self, now: i64, l: &Limits, kind: Admission) -> i64 {
+        self.wait_why(now, l, kind).0
+    }
+
+    /// [`Windows::wait_ms`] with what the wait is for: the binding limit (its setting) or a 429's block.
+    fn wait_why(&self, now: i64, l: &Limits, kind: Admission) -> (i64, String) {
         let mut wait = (self.blocked_until - now).clamp(0, MAX_BLOCK_MS);
-        let mut check = |q: &VecDeque<i64>, limit: u32, window: i64| {
+        let mut why = "the API's 429 Retry-After (shared by every agent on the host)".to_string();
+        let mut check = |q: &VecDeque<i64>, limit: u32, window: i64, name: &str| {
             // Admissions are appended in time order, so the window's start is found by binary search: each check
             // stays O(log n) even with a raised hourly limit (the scale benchmark walks 400 000 requests).
             let in_window = q.len() - q.partition_point(|&t| t <= now - window);
             if in_window >= limit as usize {
                 // The oldest entry that must leave the window for one more to fit.
                 let idx = q.len() - in_window + (in_window - limit as usize);
-                wait = wait.max(q[idx] + window - now);
+                let w = q[idx] + window - now;
+                if w > wait {
+                    wait = w;
+                    why = format!("the host-wide API budget: {limit} {name}");
+                }
             }
         };
-        check(&self.requests, l.per_second, 1_000);
-        check(&self.requests, l.per_minute, 60_000);
-        check(&self.requests, l.per_hour, 3_600_000);
+        check(
+            &self.requests,
+            l.per_second,
+            1_000,
+            "requests per second (OPS_RATE_PER_SECOND)",
+        );
+        check(
+            &self.requests,
+            l.per_minute,
+            60_000,
+            "requests per minute (OPS_RATE_PER_MINUTE)",
+        );
+        check(
+            &self.requests,
+            l.per_hour,
+            3_600_000,
+            "requests per hour (OPS_RATE_PER_HOUR)",
+        );
         if kind == Admission::Login {
-            check(&self.logins, l.logins_per_minute, 60_000);
+            check(
+                &self.logins,
+                l.logins_per_minute,
+                60_000,
+                "logins per minute (OPS_LOGINS_PER_MINUTE)",
+            );
         }
-        wait
+        (wait, why)
     }
 
     fn admit(&mut self, now: i64, kind: Admission) {
@@ -123,6 +155,15 @@ enum Backend {
 pub struct RateBudget {
     limits: Limits,
     backend: Backend,
+    /// Epoch ms of the latest wait end already announced (one WARNING per wait, not per waiting task).
+    announced_until: AtomicI64,
+}
+
+/// `HH:MM:SS UTC` of an epoch-ms instant (wait messages say until when).
+pub(crate) fn utc_hms(epoch_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(epoch_ms)
+        .map(|t| t.format("%H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| "?".into())
 }
 
 fn now_ms() -> i64 {
@@ -135,6 +176,7 @@ impl RateBudget {
         RateBudget {
             limits,
             backend: Backend::Memory(Mutex::new(Windows::default())),
+            announced_until: AtomicI64::new(0),
         }
     }
 
@@ -143,6 +185,7 @@ impl RateBudget {
         RateBudget {
             limits,
             backend: Backend::File(path, Mutex::new(Windows::default())),
+            announced_until: AtomicI64::new(0),
         }
     }
 
@@ -248,14 +291,14 @@ impl RateBudget {
     pub async fn acquire(&self, kind: Admission, deadline: Instant) -> Result<(), BudgetError> {
         loop {
             let limits = self.limits;
-            let wait = self.with_windows(deadline, |w| {
+            let (wait, why) = self.with_windows(deadline, |w| {
                 let now = now_ms();
                 w.prune(now);
-                let wait = w.wait_ms(now, &limits, kind);
+                let (wait, why) = w.wait_why(now, &limits, kind);
                 if wait == 0 {
                     w.admit(now, kind);
                 }
-                wait
+                (wait, why)
             })?;
             if wait == 0 {
                 return Ok(());
@@ -265,21 +308,37 @@ impl RateBudget {
                 return Err(BudgetError::Exhausted);
             }
             if d >= Duration::from_secs(2) {
-                crate::logging::warn_every(
-                    "api-client",
-                    "budget-wait",
+                // One line per wait, not one per waiting task: concurrent walks waiting for the same window end
+                // share the announcement (issue 9: never flood; say what for and until when).
+                let until = now_ms() + wait;
+                self.announce_wait(until, || {
                     format!(
-                        "waiting {:.0} s for the host-wide API budget ({})",
+                        "waiting {:.0} s, until {}, for {why}{}",
                         d.as_secs_f64(),
+                        utc_hms(until),
                         if kind == Admission::Login {
-                            "logins per minute"
+                            " (a login)"
                         } else {
-                            "requests"
+                            ""
                         }
-                    ),
-                );
+                    )
+                });
             }
             tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Logs the WARNING `msg()` for a wait ending at `until_ms` (epoch ms) unless a wait ending within 1 s of it or
+    /// later was already announced: concurrent tasks waiting for the same instant produce one line (never flood).
+    pub(crate) fn announce_wait(&self, until_ms: i64, msg: impl FnOnce() -> String) {
+        let prev = self.announced_until.load(Ordering::Relaxed);
+        if until_ms > prev + 1_000
+            && self
+                .announced_until
+                .compare_exchange(prev, until_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            crate::logging::warn("api-client", msg());
         }
     }
 
@@ -342,6 +401,31 @@ mod tests {
         }
         assert!(w.wait_ms(1_002_010, &l, Admission::Login) > 0);
         assert_eq!(w.wait_ms(1_003_100, &l, Admission::Request), 0);
+    }
+
+    /// Issue 9: "waiting 48 s for the host-wide API budget (requests)" did not say which limit or setting.
+    #[test]
+    fn budget_wait_names_the_binding_limit_and_its_setting() {
+        let mut w = Windows::default();
+        let l = limits();
+        // 100 requests spread over 20 s: the per-second window is clear, the per-minute one binds.
+        for i in 0..100 {
+            w.admit(1_000_000 + i * 200, Admission::Request);
+        }
+        let (wait, why) = w.wait_why(1_030_000, &l, Admission::Request);
+        assert_eq!(wait, 30_000);
+        assert!(
+            why.contains("100 requests per minute (OPS_RATE_PER_MINUTE)"),
+            "{why}"
+        );
+        let blocked = Windows {
+            blocked_until: 1_005_000,
+            ..Default::default()
+        };
+        let (wait, why) = blocked.wait_why(1_000_000, &l, Admission::Request);
+        assert_eq!(wait, 5_000);
+        assert!(why.contains("429 Retry-After"), "{why}");
+        assert_eq!(utc_hms(0), "00:00:00 UTC");
     }
 
     #[test]

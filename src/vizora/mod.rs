@@ -265,24 +265,58 @@ pub struct MutationRequest {
 }
 
 /// A confirmation of a mutation's fresh `before` read: `Ok(())` to send the write, `Err(evidence)` to skip it (the
-/// evidence says why the finding no longer holds, e.g. `no longer active (status=archived)`).
+/// evidence says why the finding no longer holds, e.g. `no longer active (status=archived)`). It may also require
+/// absences ([`Precondition::absent`]): a verdict that rests on an id missing from another list is confirmed by a
+/// direct read of that id answering 404 before anything is written (agents.md 6.0 "absence is confirmed").
 #[derive(Clone)]
-pub struct Precondition(Arc<PreconditionFn>);
+pub struct Precondition {
+    check: Arc<PreconditionFn>,
+    absent: Vec<Absence>,
+}
 
 /// The check behind a [`Precondition`]: the `before` read → `Ok(())` or the evidence.
 pub type PreconditionFn = dyn Fn(&Value) -> Result<(), String> + Send + Sync;
+
+/// An entity that must not exist for a write to be sent: `GET path` must answer 404 (agents.md 6.0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Absence {
+    /// The detail path read, e.g. `/api/v1/playlists/<id>` (an id already checked to be path-safe).
+    pub path: String,
+    /// What it is, for the evidence, e.g. `playlist <id>`.
+    pub what: String,
+}
 
 impl Precondition {
     /// Wraps a check of the `before` read.
     pub fn new(
         check: impl Fn(&Value) -> Result<(), String> + Send + Sync + 'static,
     ) -> Precondition {
-        Precondition(Arc::new(check))
+        Precondition {
+            check: Arc::new(check),
+            absent: Vec::new(),
+        }
+    }
+
+    /// Also requires `GET path` to answer 404, read after the `before` read passed its check (one budgeted,
+    /// retried GET per absence; a dry run makes it too). An answer with the entity → [`MutationStatus::Unneeded`]
+    /// with the evidence `a direct read shows <what> exists …`; another failure → [`MutationStatus::PreReadFailed`]
+    /// (absence unconfirmed, nothing written).
+    pub fn absent(mut self, path: impl Into<String>, what: impl Into<String>) -> Precondition {
+        self.absent.push(Absence {
+            path: path.into(),
+            what: what.into(),
+        });
+        self
     }
 
     /// Runs the check on `before`.
     pub fn check(&self, before: &Value) -> Result<(), String> {
-        (self.0)(before)
+        (self.check)(before)
+    }
+
+    /// The absences to confirm by direct reads, in order.
+    pub fn absences(&self) -> &[Absence] {
+        &self.absent
     }
 }
 
@@ -987,10 +1021,15 @@ impl Client {
                         && wait < self.remaining()
                     {
                         attempt += 1;
-                        crate::logging::warn(
-                            "api-client",
-                            format!("{e}; waiting {} s (Retry-After)", wait.as_secs()),
-                        );
+                        // Says what for and until when, once per wait (concurrent walks share it; issue 9).
+                        let until = chrono::Utc::now().timestamp_millis() + wait.as_millis() as i64;
+                        self.budget.announce_wait(until, || {
+                            format!(
+                                "{e}; waiting {} s, until {}, for the API's Retry-After before retrying",
+                                wait.as_secs(),
+                                budget::utc_hms(until)
+                            )
+                        });
                         tokio::time::sleep(wait).await;
                         continue;
                     }
@@ -1226,6 +1265,31 @@ impl VizoraApi for Client {
                 audit_id: None,
                 action: None,
             };
+        }
+        // Absence from a list proves nothing (a list can lie consistently); a direct 404 does (agents.md 6.0).
+        for a in req.precondition.iter().flat_map(|p| p.absences()) {
+            match self.get(&a.path).await {
+                Err(ApiError::NotFound { .. }) => {}
+                Ok(_) => {
+                    return MutationOutcome {
+                        status: MutationStatus::Unneeded(format!(
+                            "a direct read (GET {}) shows {} exists although its list omits it; nothing to write",
+                            a.path, a.what
+                        )),
+                        before: Some(before),
+                        audit_id: None,
+                        action: None,
+                    };
+                }
+                Err(e) => {
+                    return MutationOutcome {
+                        status: MutationStatus::PreReadFailed(e),
+                        before: Some(before),
+                        audit_id: None,
+                        action: None,
+                    };
+                }
+            }
         }
         let body_keys: Vec<&str> = req
             .body

@@ -339,7 +339,19 @@ pub enum ActiveFault {
     NoTarget {
         /// E.g. `its display <id> does not exist`, `it has neither a displayId nor a displayGroupId`.
         reason: String,
+        /// The target missing from its list (`None` when the schedule names no target): its absence is confirmed by
+        /// a direct read answering 404 before the deactivation (agents.md 6.0, 6.4.2).
+        missing: Option<MissingTarget>,
     },
+}
+
+/// A schedule's target that is absent from the display or group list (agents.md 6.4.2 check 3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingTarget {
+    /// `displayId` (confirmed with `GET /api/v1/displays/:id` → 404).
+    Display(String),
+    /// `displayGroupId` (confirmed with `GET /api/v1/display-groups/:id` → 404).
+    Group(String),
 }
 
 impl ActiveFault {
@@ -360,7 +372,7 @@ impl ActiveFault {
                 playlist_id: Some(p),
             } => format!("its playlist {p} no longer exists"),
             ActiveFault::DeletedPlaylist { playlist_id: None } => "it has no playlist".into(),
-            ActiveFault::NoTarget { reason } => reason.clone(),
+            ActiveFault::NoTarget { reason, .. } => reason.clone(),
         }
     }
 }
@@ -406,22 +418,70 @@ pub fn check_active(
     let Some(sets) = sets else {
         return ActiveVerdict::Healthy { end_known };
     };
+    // An embedded relation in the same answer proves existence: absence from another list alone never decides
+    // (a list can be cut short with a consistent total; agents.md 6.4.2).
     let playlist = sch.playlist_id.as_deref().filter(|p| !p.is_empty());
-    if !playlist.is_some_and(|p| sets.has_playlist(p)) {
+    if !playlist.is_some_and(|p| sets.has_playlist(p) || sch.embeds_playlist) {
         return ActiveVerdict::Fault(ActiveFault::DeletedPlaylist {
             playlist_id: playlist.map(String::from),
         });
     }
-    let reason = match (sch.display_target(), sch.group_target()) {
-        (None, None) => Some("it has neither a displayId nor a displayGroupId".to_string()),
-        (Some(d), _) if !sets.has_display(d) => Some(format!("its display {d} does not exist")),
-        (_, Some(g)) if !sets.has_group(g) => Some(format!("its display group {g} does not exist")),
+    let fault = match (sch.display_target(), sch.group_target()) {
+        (None, None) => Some((
+            "it has neither a displayId nor a displayGroupId".to_string(),
+            None,
+        )),
+        (Some(d), _) if !sets.has_display(d) && !sch.embeds_display => Some((
+            format!("its display {d} does not exist"),
+            Some(MissingTarget::Display(d.to_string())),
+        )),
+        (_, Some(g)) if !sets.has_group(g) && !sch.embeds_group => Some((
+            format!("its display group {g} does not exist"),
+            Some(MissingTarget::Group(g.to_string())),
+        )),
         _ => None,
     };
-    match reason {
-        Some(reason) => ActiveVerdict::Fault(ActiveFault::NoTarget { reason }),
+    match fault {
+        Some((reason, missing)) => ActiveVerdict::Fault(ActiveFault::NoTarget { reason, missing }),
         None => ActiveVerdict::Healthy { end_known },
     }
+}
+
+/// Ids that schedules embed (so they exist) but their lists omit, counted over all schedules: playlists, displays,
+/// groups, each with up to 3 examples. Non-zero means a list is untrustworthy (cut short with a consistent total);
+/// the run warns once per list (agents.md 6.4.2).
+pub fn list_omissions(schedules: &[Schedule], sets: &EntitySets<'_>) -> [(usize, Vec<String>); 3] {
+    let mut out: [(usize, Vec<String>); 3] = Default::default();
+    let mut seen: [HashSet<&str>; 3] = Default::default();
+    let mut add = |k: usize, id: &str, seen_k: bool| {
+        if seen_k {
+            out[k].0 += 1;
+            if out[k].1.len() < 3 {
+                out[k].1.push(id.to_string());
+            }
+        }
+    };
+    for sch in schedules {
+        if let Some(p) = sch.playlist_id.as_deref()
+            && sch.embeds_playlist
+            && !sets.has_playlist(p)
+        {
+            add(0, p, seen[0].insert(p));
+        }
+        if let Some(d) = sch.display_id.as_deref()
+            && sch.embeds_display
+            && !sets.has_display(d)
+        {
+            add(1, d, seen[1].insert(d));
+        }
+        if let Some(g) = sch.group_id.as_deref()
+            && sch.embeds_group
+            && !sets.has_group(g)
+        {
+            add(2, g, seen[2].insert(g));
+        }
+    }
+    out
 }
 
 /// 6.4.2 over every schedule (positions in the schedule list).
@@ -976,14 +1036,8 @@ pub fn coverage_verdicts(
     out
 }
 
-/// Whether an id may be put in a request path as is (cuid/uuid characters only).
-pub fn path_safe_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+/// Whether an id may be put in a request path as is (the shared check of every agent, [`common::path_safe_id`]).
+pub use crate::agents::common::path_safe_id;
 #[cfg(test)]
 mod tests {
     use super::*;
