@@ -164,7 +164,7 @@ impl FromItem for FleetDisplay {
             heartbeat_text: text(v, "lastHeartbeat"),
             paired_at: TsField::of(v, "pairedAt"),
             paired_at_text: text(v, "pairedAt"),
-            location: text(v, "location"),
+            location: super::entities::label_text(v, "location"),
             organization_id: text(v, "organizationId"),
             error_status: common::s(v, "status") == Some("error"),
         }
