@@ -25,13 +25,18 @@ fn age(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> String {
 }
 
 fn incident_line(i: &Incident) -> String {
+    // Human words for the type (model::kind_label); the target only when it adds something (not `backup backup`).
+    let target = if i.target_id.is_empty() || i.target_id == i.target {
+        String::new()
+    } else {
+        format!(" ({} {})", i.target, i.target_id)
+    };
     format!(
-        "{:<8} {:<9} {} ({} {}) — {}{}",
+        "{:<8} {:<9} {}{} — {}{}",
         i.severity.as_str(),
         i.status.as_str(),
-        i.kind,
-        i.target,
-        i.target_id,
+        crate::model::kind_label(&i.kind),
+        target,
         i.message,
         if i.attempts > 0 {
             format!(" [attempts {}]", i.attempts)

@@ -72,14 +72,23 @@ fn summary_header(r: &RunReport, secs: f64) -> String {
         (_, 1) => "findings remain",
         _ => "could not run",
     };
+    // The counts of README "What the counts mean": `closed` are this run's incidents its verified fixes closed (the
+    // resolved incidents of the result minus the sweep's copies, which `resolved` counts).
+    let resolved = res.issues_resolved.unwrap_or(0) as usize;
+    let closed = res
+        .incidents
+        .iter()
+        .filter(|i| i.status == crate::model::IncidentStatus::Resolved)
+        .count()
+        .saturating_sub(resolved);
     format!(
-        "== {:<17} exit {} ({verdict}) — found {}, fixed {}, escalated {}, resolved {}, info {}  [{:.1} s]",
+        "== {:<17} exit {} ({verdict}) — found {}, fixed {}, closed {closed}, escalated {}, resolved {resolved}, \
+         info {}  [{:.1} s]",
         r.agent.as_str(),
         r.exit_code,
         res.issues_found,
         res.issues_fixed,
         res.issues_escalated,
-        res.issues_resolved.unwrap_or(0),
         res.info_found.unwrap_or(0),
         secs
     )
@@ -152,9 +161,10 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
         "  fault injected: the web service (vizora-web) is taken down before health-guardian runs"
     );
     crate::outln!(
-        "  counts per agent: found = warning/critical incidents raised; fixed = verified remediations (one restart \
-         can fix two incidents; archiving an info finding counts); escalated = left for a human; resolved = closed \
-         by a later check; info = informational findings"
+        "  counts per agent (README \"What the counts mean\"): found = warning/critical incidents raised; fixed = \
+         verified remediations (one restart can close two incidents; archiving an info finding counts); closed = \
+         this run's incidents closed by its verified fixes; escalated = left for a human; resolved = earlier \
+         incidents closed by this run's checks; info = informational findings"
     );
     crate::outln!();
 
@@ -217,14 +227,18 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
                         .as_str()
                         .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()))
                         .map(|l| match l.strip_prefix(title) {
-                            Some(rest) if !title.is_empty() => {
-                                rest.trim_start_matches([' ', '-', '—'])
+                            // `Vizora Ops: CRITICAL (was HEALTHY) - …` continues the title: no dash before it.
+                            Some(rest)
+                                if !title.is_empty() && rest.trim_start().starts_with('(') =>
+                            {
+                                format!(" {}", rest.trim_start())
                             }
-                            _ if repeats(title, l) => "",
-                            _ => l,
+                            Some(rest) if !title.is_empty() => {
+                                dashed(rest.trim_start_matches([' ', '-', '—']))
+                            }
+                            _ if repeats(title, l) => String::new(),
+                            _ => dashed(l),
                         })
-                        .filter(|l| !l.is_empty())
-                        .map(|l| format!(" — {l}"))
                         .unwrap_or_default();
                     crate::outln!(
                         "   [{}] {title}{first}",
@@ -277,6 +291,15 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     crate::logging::set_quiet(false);
     sb.shutdown().await;
     Ok(())
+}
+
+/// ` — <text>`, or nothing for an empty text.
+fn dashed(t: &str) -> String {
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(" — {t}")
+    }
 }
 
 /// Whether every word of `line` already appears in `title` (a heading that only repeats the alert's title).

@@ -390,3 +390,79 @@ async fn status_exit_code_is_0_healthy_1_degraded_2_critical() {
         assert_eq!(v["neverRun"], json!(false));
     }
 }
+
+/// The count in `line` after `word ` (`fixed 1` → 1).
+fn count_after(line: &str, word: &str) -> u32 {
+    let at = line
+        .find(&format!("{word} "))
+        .unwrap_or_else(|| panic!("no {word:?} in {line}"));
+    line[at + word.len() + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after {word:?} in {line}"))
+}
+
+#[tokio::test]
+async fn demo_counts_agree_and_incident_types_are_in_human_words() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(
+        d.path(),
+        &[],
+        &["demo", "--dir", d.path().join("demo").to_str().unwrap()],
+        Duration::from_secs(180),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let header = out
+        .lines()
+        .find(|l| l.starts_with("== health-guardian"))
+        .unwrap_or_else(|| panic!("{out}"));
+    let alert = out
+        .lines()
+        .find(|l| l.contains("FIXED (health-guardian)"))
+        .unwrap_or_else(|| panic!("{out}"));
+    // One restart fixed the web service and closed two incidents: the summary and the alert say the same numbers.
+    assert_eq!(count_after(header, "fixed"), 1, "{header}");
+    assert_eq!(count_after(header, "closed"), 2, "{header}");
+    assert_eq!(
+        count_after(header, "found"),
+        count_after(header, "closed"),
+        "{header}"
+    );
+    assert!(
+        alert.contains(&format!(
+            "{} verified fix(es) closed {} incident(s)",
+            count_after(header, "fixed"),
+            count_after(header, "closed")
+        )),
+        "{alert}\n{header}"
+    );
+    let closed_lines = out
+        .lines()
+        .filter(|l| l.contains(": closed by the verified fix"))
+        .count() as u32;
+    assert_eq!(closed_lines, count_after(header, "closed"), "{out}");
+    // Human words on screen: no catalogue type id in the report lines (the "alert names" line lists incident ids).
+    for id in [
+        "deleted_playlist_schedule",
+        "past_end_schedule",
+        "no_target_schedule",
+        "empty_playlist_schedule",
+        "schedule_overlap",
+        "coverage_gap",
+        "service-down",
+        "pm2-errored",
+    ] {
+        for l in out.lines().filter(|l| !l.contains("alert names")) {
+            assert!(!l.contains(id), "raw type {id} on screen: {l}");
+        }
+    }
+    assert!(
+        out.contains("[slack] Vizora Ops: CRITICAL (was HEALTHY) - "),
+        "{out}"
+    );
+    assert!(!out.contains("— (was"), "{out}");
+}

@@ -1506,7 +1506,12 @@ impl FleetRun<'_> {
                     _ => self.o.note(format!(
                         "reload of \"{}\" verification: {} ({detail})",
                         p.label,
-                        if ok { "online" } else { "no fresh heartbeat" }
+                        // A fresh heartbeat, not `status` (which the error reset sets to offline; 6.0).
+                        if ok {
+                            "fresh heartbeat"
+                        } else {
+                            "no fresh heartbeat"
+                        }
                     )),
                 }
             }
@@ -1531,7 +1536,8 @@ impl FleetRun<'_> {
                         self.o.fixed += 1;
                         fixed_items.push(format!("\"{}\" no longer in error ({detail})", p.label));
                         self.o.note(format!(
-                            "verified: \"{}\" left the error state ({detail})",
+                            "verified: \"{}\" left the error state ({detail}, set by the reset; \
+                             connectivity is judged by heartbeat)",
                             p.label
                         ));
                     } else {
