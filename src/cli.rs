@@ -1,7 +1,7 @@
 //! Terminal output of `vizora-ops status` and the deployment files of `vizora-ops deploy` (design/README.md §1, §6).
 
 use crate::config::Config;
-use crate::model::{AgentName, Incident, OpsState, parse_ts};
+use crate::model::{AgentName, Incident, OpsState, SystemStatus, parse_ts};
 use crate::state::StateStore;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -25,13 +25,18 @@ fn age(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> String {
 }
 
 fn incident_line(i: &Incident) -> String {
+    // Human words for the type (model::kind_label); the target only when it adds something (not `backup backup`).
+    let target = if i.target_id.is_empty() || i.target_id == i.target {
+        String::new()
+    } else {
+        format!(" ({} {})", i.target, i.target_id)
+    };
     format!(
-        "{:<8} {:<9} {} ({} {}) — {}{}",
+        "{:<8} {:<9} {}{} — {}{}",
         i.severity.as_str(),
         i.status.as_str(),
-        i.kind,
-        i.target,
-        i.target_id,
+        crate::model::kind_label(&i.kind),
+        target,
         i.message,
         if i.attempts > 0 {
             format!(" [attempts {}]", i.attempts)
@@ -120,9 +125,24 @@ pub fn status_lines(state: &OpsState, now: DateTime<Utc>) -> Vec<String> {
     out
 }
 
-/// Prints `status` for the configured state file; `json` prints the state JSON plus `computedStatus`. Returns the exit
-/// code: 0, or 2 when the state file is unreadable or corrupt (then the report says so instead of showing an empty,
-/// HEALTHY state; `--json` prints `{"computedStatus":"UNKNOWN","error":…}`).
+/// `status` exit code for a system status (the monitoring-plugin convention, agents.md 1.4): 0 HEALTHY, 1 DEGRADED,
+/// 2 CRITICAL; [`STATUS_UNKNOWN`] when there is no data.
+pub fn status_exit_code(s: SystemStatus) -> u8 {
+    match s {
+        SystemStatus::Healthy => 0,
+        SystemStatus::Degraded => 1,
+        SystemStatus::Critical => 2,
+    }
+}
+
+/// `status` exit code 3: unknown — no state file yet (nothing has run), or it is unreadable or corrupt (agents.md 1.4).
+pub const STATUS_UNKNOWN: u8 = 3;
+
+/// Prints `status` for the configured state file; `json` prints the state JSON plus `computedStatus` and `neverRun`.
+/// Returns the exit code of agents.md 1.4 for `status`: 0 HEALTHY, 1 DEGRADED, 2 CRITICAL, 3 unknown. Unknown is a
+/// missing state file (nothing has run yet: the text says so, `--json` has `systemStatus: null`, `neverRun: true`)
+/// or an unreadable or corrupt one (the report says so instead of showing an empty, HEALTHY state; `--json` prints
+/// `{"computedStatus":"UNKNOWN","error":…}`).
 pub fn print_status(cfg: &Config, json: bool) -> u8 {
     let now = Utc::now();
     let state = match StateStore::from_config(cfg).try_snapshot(now) {
@@ -131,46 +151,59 @@ pub fn print_status(cfg: &Config, json: bool) -> u8 {
             let e = crate::redact::redact_str(&e);
             if json {
                 let v = serde_json::json!({"computedStatus": "UNKNOWN", "error": e});
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                crate::logging::out_raw(serde_json::to_string_pretty(&v).unwrap_or_default());
             } else {
-                println!("State file: {}", cfg.state_file.display());
-                println!("System status: UNKNOWN — {e}");
+                crate::outln!("State file: {}", cfg.state_file.display());
+                crate::outln!("System status: UNKNOWN — {e}");
                 if e.contains(" is corrupt (") {
-                    println!(
+                    crate::outln!(
                         "  the next agent run quarantines it (<state>.corrupt-<pid>-<n>, bytes kept) and starts afresh"
                     );
                 } else {
-                    println!(
+                    crate::outln!(
                         "  agent runs exit 2 without writing until the file is readable again"
                     );
                 }
             }
-            return 2;
+            return STATUS_UNKNOWN;
         }
     };
+    // No state file: nothing has run with this configuration, which is no evidence of health.
+    let never_run = !cfg.state_file.exists();
     if json {
         let mut v = state.to_value();
         if let Value::Object(m) = &mut v {
-            m.insert(
-                "computedStatus".into(),
-                Value::String(state.computed_status().as_str().into()),
-            );
+            let computed = if never_run {
+                Value::Null
+            } else {
+                Value::String(state.computed_status().as_str().into())
+            };
+            if never_run {
+                m.insert("systemStatus".into(), Value::Null);
+            }
+            m.insert("computedStatus".into(), computed);
+            m.insert("neverRun".into(), Value::Bool(never_run));
         }
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        crate::logging::out_raw(serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("State file: {}", cfg.state_file.display());
-        if !cfg.state_file.exists() {
-            println!(
+        crate::outln!("State file: {}", cfg.state_file.display());
+        if never_run {
+            crate::outln!("System status: unknown — nothing has run yet");
+            crate::outln!(
                 "No state file yet: no agent has run with this configuration (set OPS_LOG_DIR or OPS_STATE_FILE to \
                  the directory the agents use)."
             );
-            return 0;
+            return STATUS_UNKNOWN;
         }
         for l in status_lines(&state, now) {
-            println!("{l}");
+            crate::outln!("{l}");
         }
     }
-    0
+    if never_run {
+        STATUS_UNKNOWN
+    } else {
+        status_exit_code(state.computed_status())
+    }
 }
 
 /// Deployment files for `pm2`, `systemd` or `k8s` (design/README.md §6): one-shot runs on the staggered schedules of

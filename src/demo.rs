@@ -72,14 +72,23 @@ fn summary_header(r: &RunReport, secs: f64) -> String {
         (_, 1) => "findings remain",
         _ => "could not run",
     };
+    // The counts of README "What the counts mean": `closed` are this run's incidents its verified fixes closed (the
+    // resolved incidents of the result minus the sweep's copies, which `resolved` counts).
+    let resolved = res.issues_resolved.unwrap_or(0) as usize;
+    let closed = res
+        .incidents
+        .iter()
+        .filter(|i| i.status == crate::model::IncidentStatus::Resolved)
+        .count()
+        .saturating_sub(resolved);
     format!(
-        "== {:<17} exit {} ({verdict}) — found {}, fixed {}, escalated {}, resolved {}, info {}  [{:.1} s]",
+        "== {:<17} exit {} ({verdict}) — found {}, fixed {}, closed {closed}, escalated {}, resolved {resolved}, \
+         info {}  [{:.1} s]",
         r.agent.as_str(),
         r.exit_code,
         res.issues_found,
         res.issues_fixed,
         res.issues_escalated,
-        res.issues_resolved.unwrap_or(0),
         res.info_found.unwrap_or(0),
         secs
     )
@@ -128,16 +137,18 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     let cfg = Arc::new(Config::from_source(demo_source(&dir, &sb), &dir)?);
     crate::logging::set_quiet(!verbose);
 
-    println!(
+    crate::outln!(
         "vizora-ops demo — sandbox tenant \"Fernhill Outdoor Ltd\"; nothing real is contacted or delivered"
     );
-    println!(
+    crate::outln!(
         "  sandbox API {}  web {}  realtime {}",
-        sb.api_url, sb.web_url, sb.realtime_url
+        sb.api_url,
+        sb.web_url,
+        sb.realtime_url
     );
-    println!("  working directory {}", dir.display());
+    crate::outln!("  working directory {}", dir.display());
     if let Some(p) = &moved_previous {
-        println!(
+        crate::outln!(
             "  the previous demo run's files were moved to {}",
             p.display()
         );
@@ -146,15 +157,16 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     // reconnection and a screen that stays open.
     sb.set_reconnect_share(0.5);
     sb.set_service(Service::Web, ServiceState::Down);
-    println!(
+    crate::outln!(
         "  fault injected: the web service (vizora-web) is taken down before health-guardian runs"
     );
-    println!(
-        "  counts per agent: found = warning/critical incidents raised; fixed = verified remediations (one restart \
-         can fix two incidents; archiving an info finding counts); escalated = left for a human; resolved = closed \
-         by a later check; info = informational findings"
+    crate::outln!(
+        "  counts per agent (README \"What the counts mean\"): found = warning/critical incidents raised; fixed = \
+         verified remediations (one restart can close two incidents; archiving an info finding counts); closed = \
+         this run's incidents closed by its verified fixes; escalated = left for a human; resolved = earlier \
+         incidents closed by this run's checks; info = informational findings"
     );
-    println!();
+    crate::outln!();
 
     let order = [
         AgentName::HealthGuardian,
@@ -168,18 +180,18 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     for pass in 1..=passes {
         if pass == 2 {
             sb.clear_requests();
-            println!("--- second pass: the same agents over the same sandbox ---");
+            crate::outln!("--- second pass: the same agents over the same sandbox ---");
         }
         for agent in order {
             let t = std::time::Instant::now();
             let r = runner::run_agent(cfg.clone(), agent, RunOptions::default(), Wiring::default())
                 .await;
-            println!("{}", summary_header(&r, t.elapsed().as_secs_f64()));
+            crate::outln!("{}", summary_header(&r, t.elapsed().as_secs_f64()));
             if let Some(f) = &r.fatal {
-                println!("   ! {}", crate::redact::redact_str(f));
+                crate::outln!("   ! {}", crate::redact::redact_str(f));
             }
             for l in &r.report {
-                println!("   • {l}");
+                crate::outln!("   • {l}");
             }
         }
         if pass == 2 {
@@ -189,22 +201,22 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
                 .filter(|w| !w.contains("/health/ops-status"))
                 .collect();
             if writes.is_empty() {
-                println!(
+                crate::outln!(
                     "second pass: no mutation was sent to the API (only reads, login/logout and the dashboard push)"
                 );
             } else {
-                println!(
+                crate::outln!(
                     "second pass sent {} write request(s): {}",
                     writes.len(),
                     writes.join(", ")
                 );
             }
         }
-        println!();
+        crate::outln!();
     }
 
     let captured = dir.join("logs").join("ops-captured-alerts.jsonl");
-    println!("Alerts that would be sent (captured, not delivered):");
+    crate::outln!("Alerts that would be sent (captured, not delivered):");
     match std::fs::read_to_string(&captured) {
         Ok(t) if !t.trim().is_empty() => {
             for line in t.lines() {
@@ -215,31 +227,35 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
                         .as_str()
                         .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()))
                         .map(|l| match l.strip_prefix(title) {
-                            Some(rest) if !title.is_empty() => {
-                                rest.trim_start_matches([' ', '-', '—'])
+                            // `Vizora Ops: CRITICAL (was HEALTHY) - …` continues the title: no dash before it.
+                            Some(rest)
+                                if !title.is_empty() && rest.trim_start().starts_with('(') =>
+                            {
+                                format!(" {}", rest.trim_start())
                             }
-                            _ if repeats(title, l) => "",
-                            _ => l,
+                            Some(rest) if !title.is_empty() => {
+                                dashed(rest.trim_start_matches([' ', '-', '—']))
+                            }
+                            _ if repeats(title, l) => String::new(),
+                            _ => dashed(l),
                         })
-                        .filter(|l| !l.is_empty())
-                        .map(|l| format!(" — {l}"))
                         .unwrap_or_default();
-                    println!(
+                    crate::outln!(
                         "   [{}] {title}{first}",
                         v["channel"].as_str().unwrap_or("?"),
                     );
                 }
             }
         }
-        _ => println!("   none"),
+        _ => crate::outln!("   none"),
     }
     let state = crate::state::StateStore::from_config(&cfg).snapshot(chrono::Utc::now());
-    println!();
+    crate::outln!();
     for l in crate::cli::status_lines(&state, chrono::Utc::now())
         .into_iter()
         .take(1)
     {
-        println!("{l}");
+        crate::outln!("{l}");
     }
     match sb.ops_status() {
         Some(v) => {
@@ -249,7 +265,7 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
                 .filter(|i| i["status"] == "open" || i["status"] == "escalated")
                 .collect();
             let info = active.iter().filter(|i| i["severity"] == "info").count();
-            println!(
+            crate::outln!(
                 "Dashboard: the sandbox API holds the pushed ops status (systemStatus {}, {} active incident(s): {} \
                  warning/critical and {info} info; {} resolved kept for 24 h)",
                 v["systemStatus"].as_str().unwrap_or("?"),
@@ -258,9 +274,9 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
                 incidents.len() - active.len()
             )
         }
-        None => println!("Dashboard: no ops status was pushed to the sandbox"),
+        None => crate::outln!("Dashboard: no ops status was pushed to the sandbox"),
     }
-    println!(
+    crate::outln!(
         "Files: {} and {}",
         cfg.state_file.display(),
         cfg.audit_file.display()
@@ -268,13 +284,22 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "vizora-ops".into());
-    println!(
+    crate::outln!(
         "See it again: OPS_LOG_DIR={} {exe} status",
         cfg.log_dir.display()
     );
     crate::logging::set_quiet(false);
     sb.shutdown().await;
     Ok(())
+}
+
+/// ` — <text>`, or nothing for an empty text.
+fn dashed(t: &str) -> String {
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!(" — {t}")
+    }
 }
 
 /// Whether every word of `line` already appears in `title` (a heading that only repeats the alert's title).

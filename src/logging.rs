@@ -44,13 +44,102 @@ pub fn log(component: &str, level: Level, msg: &str) {
         ts(chrono::Utc::now()),
         component,
         lvl,
-        crate::redact::redact_str(msg)
+        // Escaped after redaction so one message is always one line (agents.md 1.5): API text may carry CR/LF,
+        // ESC/OSC sequences, NUL or BEL that would forge lines or drive the operator's terminal.
+        escape_controls(&crate::redact::redact_str(msg))
     );
     if TO_STDERR.load(Ordering::SeqCst) {
         let _ = std::io::stderr().write_all(line.as_bytes());
     } else {
-        let _ = std::io::stdout().write_all(line.as_bytes());
+        write_stdout(line.as_bytes());
     }
+}
+
+/// Escapes every control character of `s` so it prints as inert text on one line (agents.md 1.5): `\n`, `\r`,
+/// `\t`, `\0`, other C0 controls and DEL as `\x1b`-style escapes, C1 controls, the Unicode line/paragraph
+/// separators and bidirectional overrides as `\u{202e}`. Printable text (any script) is unchanged; borrowed when
+/// nothing needs escaping. Used by the log formatter and by every place that prints API-derived text to stdout.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    fn needs(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    }
+    if !s.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\0' => out.push_str("\\0"),
+            c if (c as u32) < 0x80 && needs(c) => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if needs(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Writes `bytes` to stdout; a closed stdout (`vizora-ops status --json | head -1`) ends the output quietly: the
+/// first failed write marks stdout closed, later writes are skipped and the command finishes with its own exit code
+/// (design/README.md §1). Chosen over restoring the default SIGPIPE action, which would kill a run between its
+/// remediation and its state write.
+pub fn write_stdout(bytes: &[u8]) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Prints one line of command output to stdout (a newline is added), control characters escaped with
+/// [`escape_controls`] so API-derived text in it can neither add lines nor drive the terminal, and without panicking
+/// on a closed pipe (see [`write_stdout`]). Multi-line documents (JSON, deployment files) go through
+/// [`write_stdout`] as they are.
+pub fn out(line: impl AsRef<str>) {
+    let mut s = escape_controls(line.as_ref()).into_owned();
+    s.push('\n');
+    write_stdout(s.as_bytes());
+}
+
+/// Prints a document made of whole lines (pretty JSON, whose strings serde already escapes; deployment files) to
+/// stdout as it is, plus a final newline, quiet on a closed pipe (see [`write_stdout`]).
+pub fn out_raw(text: impl AsRef<str>) {
+    let mut s = String::with_capacity(text.as_ref().len() + 1);
+    s.push_str(text.as_ref());
+    s.push('\n');
+    write_stdout(s.as_bytes());
+}
+
+/// `println!` for command output: formats, then prints through [`logging::out`](crate::logging::out) (control
+/// characters escaped, one line per call, quiet on a closed pipe).
+#[macro_export]
+macro_rules! outln {
+    () => { $crate::logging::out("") };
+    ($($t:tt)*) => { $crate::logging::out(format!($($t)*)) };
+}
+
+/// `eprintln!` that escapes control characters and never panics on a closed stderr
+/// ([`logging::err_out`](crate::logging::err_out)).
+#[macro_export]
+macro_rules! errln {
+    ($($t:tt)*) => { $crate::logging::err_out(format!($($t)*)) };
+}
+
+/// Prints one line to stderr, control characters escaped like [`out`], ignoring a closed stderr (no panic, unlike
+/// `eprintln!`).
+pub fn err_out(line: impl AsRef<str>) {
+    let mut s = escape_controls(line.as_ref()).into_owned();
+    s.push('\n');
+    let _ = std::io::stderr().lock().write_all(s.as_bytes());
 }
 
 /// INFO line.

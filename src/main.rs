@@ -87,7 +87,7 @@ fn load_config(path: Option<&std::path::Path>) -> Result<Arc<Config>, ExitCode> 
     match Config::load(path) {
         Ok(c) => Ok(Arc::new(c)),
         Err(e) => {
-            eprintln!("{e}");
+            vizora_ops::errln!("{e}");
             Err(ExitCode::from(2))
         }
     }
@@ -107,14 +107,16 @@ async fn main() -> ExitCode {
             }
             // `--json` promises exactly one JSON object on stdout, also when the run cannot start (agents.md 1.5).
             let early_exit = |msg: String| {
-                eprintln!("{msg}");
+                vizora_ops::errln!("{msg}");
                 if json {
                     let v = serde_json::json!({
                         "agent": agent,
                         "exitCode": 2,
                         "error": vizora_ops::redact::redact_str(&msg),
                     });
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    vizora_ops::logging::out_raw(
+                        serde_json::to_string_pretty(&v).unwrap_or_default(),
+                    );
                 }
                 ExitCode::from(2)
             };
@@ -135,13 +137,12 @@ async fn main() -> ExitCode {
             let report =
                 runner::run_agent(cfg, agent, RunOptions { dry_run }, Wiring::default()).await;
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+                vizora_ops::logging::out_raw(
+                    serde_json::to_string_pretty(&report.to_json()).unwrap_or_default(),
                 );
             } else {
                 for line in &report.report {
-                    println!("  {line}");
+                    vizora_ops::outln!("  {line}");
                 }
             }
             ExitCode::from(report.exit_code as u8)
@@ -164,7 +165,7 @@ async fn main() -> ExitCode {
         } => match vizora_ops::sandbox::run_standalone(fixture, port, !no_throttle).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("sandbox: {e:#}");
+                vizora_ops::errln!("sandbox: {e:#}");
                 ExitCode::from(2)
             }
         },
@@ -174,14 +175,14 @@ async fn main() -> ExitCode {
             verbose,
         } => {
             if cli.config.is_some() {
-                eprintln!(
+                vizora_ops::errln!(
                     "note: the demo ignores --config (and .env and every real credential): it runs against its own sandbox"
                 );
             }
             match vizora_ops::demo::run_demo(&dir, second_pass, verbose).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("demo failed: {e:#}");
+                    vizora_ops::errln!("demo failed: {e:#}");
                     ExitCode::from(2)
                 }
             }
@@ -191,11 +192,11 @@ async fn main() -> ExitCode {
         } => config_check(cli.config.as_deref()),
         Cmd::Deploy { target } => match vizora_ops::cli::deploy_files(&target) {
             Ok(text) => {
-                print!("{text}");
+                vizora_ops::logging::write_stdout(text.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("{e}");
+                vizora_ops::errln!("{e}");
                 ExitCode::from(2)
             }
         },
@@ -210,30 +211,30 @@ fn config_check(config_file: Option<&std::path::Path>) -> ExitCode {
     let check = Config::check(config_file);
     let cfg = &check.config;
     for e in &check.errors {
-        eprintln!(
+        vizora_ops::errln!(
             "configuration error: {}",
             vizora_ops::config::mask_userinfo(e)
         );
     }
     let missing = cfg.missing_credentials();
     if !check.errors.is_empty() {
-        eprintln!(
+        vizora_ops::errln!(
             "configuration invalid: {} error{} (every one is listed above); `run` exits 2 until they are fixed, \
              except for process names and backup locations, which leave the rest of the agent running",
             check.errors.len(),
             if check.errors.len() == 1 { "" } else { "s" }
         );
     } else if missing.is_empty() {
-        println!("configuration OK");
+        vizora_ops::outln!("configuration OK");
     } else {
-        println!(
+        vizora_ops::outln!(
             "configuration valid but INCOMPLETE: {} not set (or VALIDATOR_EMAIL/VALIDATOR_PASSWORD) — nothing that \
              needs the API login can run: content-lifecycle, fleet-manager and schedule-doctor exit 2, ops-reporter \
              skips the dashboard push",
             missing.join(" and ")
         );
     }
-    println!("agents:");
+    vizora_ops::outln!("agents:");
     for (agent, can_run, notes) in cfg.agent_readiness() {
         let verdict = match (can_run, notes.is_empty()) {
             (false, _) => "CANNOT RUN",
@@ -245,23 +246,23 @@ fn config_check(config_file: Option<&std::path::Path>) -> ExitCode {
         } else {
             format!(": {}", notes.join("; "))
         };
-        println!("  {:<18} {verdict}{notes}", agent.as_str());
+        vizora_ops::outln!("  {:<18} {verdict}{notes}", agent.as_str());
     }
     for (k, from) in cfg.source.unread() {
-        println!(
+        vizora_ops::outln!(
             "  warning: {k} ({from}) is set but not used by this configuration (misspelt? see design/agents.md §8)"
         );
     }
     if cfg.alert.slack_webhook_url.is_none()
         && (cfg.alert.smtp_host.is_none() || cfg.alert.recipients.is_empty())
     {
-        println!(
+        vizora_ops::outln!(
             "  warning: no alert channel is configured (SLACK_WEBHOOK_URL, or SMTP_HOST with OPS_ALERT_EMAIL)"
         );
     }
     if check.errors.is_empty() {
         for (k, v) in cfg.describe() {
-            println!("  {k:<40} {v}");
+            vizora_ops::outln!("  {k:<40} {v}");
         }
         ExitCode::SUCCESS
     } else {

@@ -364,6 +364,94 @@ impl Incident {
     }
 }
 
+/// Human words for an incident type of the catalogue (agents.md section 3), the one vocabulary of the screen: the
+/// demo summary, `status`, the agents' report lines and the alerts (design/style.md). `service-down` → `service
+/// down`, `deleted_playlist_schedule` → `schedule of a deleted playlist`. A type not in the catalogue (another
+/// writer's) is shown with `-`/`_` as spaces. JSON and the state file keep the ids.
+pub fn kind_label(kind: &str) -> String {
+    let words = match kind {
+        "service-down" => "service down",
+        "service-unready" => "service not ready",
+        "service-degraded" => "service degraded",
+        "pm2-errored" => "process errored",
+        "pm2-stopped" => "process stopped",
+        "pm2-missing" => "process missing",
+        "high-memory" => "process memory high",
+        "host-memory-high" => "host memory high",
+        "process-manager-unavailable" => "process manager unavailable",
+        "edge-unreachable" => "public edge unreachable",
+        "expired_content" => "expired content",
+        "orphaned_content" => "orphaned content",
+        "missing_thumbnail" => "missing thumbnail",
+        "oversized_file" => "oversized file",
+        "storage_high" => "storage usage high",
+        "storage_check_failed" => "storage check failed",
+        "reference-scan-incomplete" => "content reference scan incomplete",
+        "scan-truncated" => "incomplete scan",
+        "api-contract-drift" => "API contract drift",
+        "display_offline" => "display offline",
+        "display_offline_persistent" => "display offline for an hour or more",
+        "display_error" => "display in error state",
+        "location_offline" => "location offline",
+        "no_content" => "display without content",
+        "display_never_paired" => "display never paired",
+        "past_end_schedule" => "schedule past its end",
+        "deleted_playlist_schedule" => "schedule of a deleted playlist",
+        "no_target_schedule" => "schedule without a target",
+        "schedule_overlap" => "overlapping schedules",
+        "coverage_gap" => "display with nothing scheduled",
+        "empty_playlist_schedule" => "schedule of an empty playlist",
+        "fallback_playlist_invalid" => "fallback playlist invalid",
+        "agent-silent" => "agent silent",
+        "alert-delivery-failed" => "alert delivery failed",
+        "alerting-unconfigured" => "no alert channel configured",
+        "db-not-configured" => "database not configured",
+        "vacuum-all-failed" => "VACUUM failed on every table",
+        "vacuum-table-missing" => "VACUUM table missing",
+        "vacuum-failed" => "VACUUM failed",
+        "reindex-failed" => "REINDEX failed",
+        "reindex-unsupported" => "REINDEX unsupported",
+        "reindex-invalid-leftover" => "invalid index left by a REINDEX",
+        "redis-unobservable" => "Redis not observable",
+        "redis-memory-high" => "Redis memory high",
+        "redis-fragmentation-high" => "Redis fragmentation high",
+        "log-retention-failed" => "log rotation failed",
+        "s3-unobservable" => "object storage not observable",
+        "bucket-size-high" => "bucket size high",
+        "backup-not-configured" => "backups not configured",
+        "backup-unverifiable" => "backup unverifiable",
+        "backup-missing" => "backup missing",
+        "backup-stale" => "backup stale",
+        other => return other.replace(['-', '_'], " "),
+    };
+    words.to_string()
+}
+
+/// Longest label taken from the API that enters incidents, remediation actions, audit lines, alerts and summaries, in
+/// characters (agents.md 2.2): four 2 MB content names once made the state file 46 MB.
+pub const LABEL_MAX_CHARS: usize = 200;
+
+/// A label taken from the API (a content, display, schedule, playlist, location or group name), capped at
+/// [`LABEL_MAX_CHARS`] characters: longer text is cut on a char boundary and ends in `…` (the result is at most
+/// 200 characters including it). Borrowed when short enough. The one function for every API label that enters text
+/// (agents.md 2.2).
+pub fn label(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(LABEL_MAX_CHARS) {
+        None => std::borrow::Cow::Borrowed(s),
+        Some(_) => {
+            let cut = s
+                .char_indices()
+                .nth(LABEL_MAX_CHARS - 1)
+                .map(|(i, _)| i)
+                .unwrap_or(s.len());
+            let mut out = String::with_capacity(cut + 3);
+            out.push_str(&s[..cut]);
+            out.push('…');
+            std::borrow::Cow::Owned(out)
+        }
+    }
+}
+
 /// `<agent>:<type>:<targetId>` (agents.md 2.2).
 pub fn incident_id(agent: AgentName, kind: &str, target_id: &str) -> String {
     format!("{}:{}:{}", agent.as_str(), kind, target_id)
@@ -702,5 +790,28 @@ mod tests {
         assert!(i.is_active(), "unknown status counts as active");
         assert!(!i.severity.counts());
         assert_eq!(serde_json::to_value(&i).unwrap(), raw);
+    }
+
+    #[test]
+    fn api_labels_are_capped_at_200_chars_on_a_char_boundary() {
+        assert_eq!(label("Lobby"), "Lobby");
+        let exact = "é".repeat(LABEL_MAX_CHARS);
+        assert_eq!(label(&exact), exact.as_str());
+        let capped = label(&"é".repeat(2 * 1024 * 1024)).into_owned();
+        assert_eq!(capped.chars().count(), LABEL_MAX_CHARS);
+        assert!(capped.ends_with("é…"));
+    }
+
+    #[test]
+    fn incident_types_have_human_words_and_unknown_ones_lose_their_separators() {
+        assert_eq!(
+            kind_label("deleted_playlist_schedule"),
+            "schedule of a deleted playlist"
+        );
+        assert_eq!(
+            kind_label("backup-not-configured"),
+            "backups not configured"
+        );
+        assert_eq!(kind_label("custom-thing_x"), "custom thing x");
     }
 }

@@ -504,7 +504,7 @@ async fn status_reports_a_corrupt_state_as_unknown_and_leaves_it_alone() {
     std::fs::write(state_file(d.path()), corrupt).unwrap();
 
     let o = run(d.path(), &[], &["status"], Duration::from_secs(10)).await;
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3), "unknown (agents.md 1.4)");
     let out = stdout(&o);
     assert!(
         out.contains("System status: UNKNOWN") && out.contains("corrupt"),
@@ -519,7 +519,7 @@ async fn status_reports_a_corrupt_state_as_unknown_and_leaves_it_alone() {
         Duration::from_secs(10),
     )
     .await;
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3), "unknown (agents.md 1.4)");
     let v = one_json_object(&o);
     assert_eq!(v["computedStatus"], "UNKNOWN");
     assert!(v["error"].as_str().unwrap().contains("corrupt"), "{v:#}");
@@ -535,7 +535,7 @@ async fn status_reports_a_corrupt_state_as_unknown_and_leaves_it_alone() {
         .collect();
     assert_eq!(names, vec!["ops-state.json".to_string()], "{names:?}");
 
-    // A healthy (missing) state still prints pure JSON on stdout and exits 0.
+    // A missing state still prints pure JSON on stdout: nothing has run, status unknown (exit 3).
     std::fs::remove_file(state_file(d.path())).unwrap();
     let o = run(
         d.path(),
@@ -544,8 +544,8 @@ async fn status_reports_a_corrupt_state_as_unknown_and_leaves_it_alone() {
         Duration::from_secs(10),
     )
     .await;
-    assert_eq!(o.status.code(), Some(0));
-    assert_eq!(one_json_object(&o)["computedStatus"], "HEALTHY");
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(one_json_object(&o)["neverRun"], true);
 }
 
 #[tokio::test]
@@ -577,7 +577,7 @@ async fn a_fifo_in_place_of_the_state_file_fails_the_run_instead_of_hanging() {
         "left in place"
     );
     let o = run(d.path(), &[], &["status"], Duration::from_secs(10)).await;
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3), "unreadable state: status unknown");
 }
 
 #[tokio::test]

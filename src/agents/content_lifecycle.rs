@@ -95,12 +95,13 @@ fn id_of(v: &Value) -> Option<&str> {
     s(v, "id")
 }
 
-/// The label of a content item or playlist: `name`, else `title`, else the id.
+/// The label of a content item or playlist: `name`, else `title`, else the id; capped at 200 characters
+/// ([`crate::model::label`], agents.md 2.2).
 pub fn label(v: &Value) -> String {
     s(v, "name")
         .or_else(|| s(v, "title"))
         .filter(|n| !n.trim().is_empty())
-        .map(String::from)
+        .map(|n| crate::model::label(n).into_owned())
         .unwrap_or_else(|| id_of(v).unwrap_or("?").to_string())
 }
 

@@ -421,7 +421,8 @@ impl ContentTable {
             .or_else(|| s(item, "title"))
             .filter(|n| !n.trim().is_empty());
         let label = match label {
-            Some(l) => Span::push(&mut self.arena, l),
+            // Capped as read (agents.md 2.2): the label enters incidents, actions, the audit and summaries.
+            Some(l) => Span::push(&mut self.arena, &crate::model::label(l)),
             None => id_span,
         };
         let updated = Stamp::of_field(item.get("updatedAt"), &mut self.arena);

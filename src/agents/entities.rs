@@ -78,6 +78,14 @@ pub fn text(v: &Value, key: &str) -> Option<Text> {
     v.get(key).and_then(Value::as_str).map(Into::into)
 }
 
+/// A label field (`name`, `nickname`, `location`) when a string, capped by [`crate::model::label`] as it is read,
+/// so no API name longer than 200 characters reaches incidents, actions, the audit or summaries (agents.md 2.2).
+pub fn label_text(v: &Value, key: &str) -> Option<Text> {
+    v.get(key)
+        .and_then(Value::as_str)
+        .map(|s| crate::model::label(s).as_ref().into())
+}
+
 /// The entity id as `common::id_of` reads it: the `id` string, another JSON value as its text, or empty when
 /// missing. The bool says whether it was a string (the existence sets of 6.4.2 only hold string ids).
 pub fn id_text(v: &Value) -> (Text, bool) {
@@ -196,11 +204,7 @@ impl FromItem for Display {
         Display {
             id,
             string_id,
-            nickname: v
-                .get("nickname")
-                .and_then(Value::as_str)
-                .filter(|n| !n.trim().is_empty())
-                .map(Into::into),
+            nickname: label_text(v, "nickname").filter(|n| !n.trim().is_empty()),
             enabled: v.get("isDisabled").and_then(Value::as_bool) != Some(true),
             tz: v
                 .get("timezone")
@@ -333,7 +337,7 @@ impl FromItem for Schedule {
     fn from_item(v: &Value) -> Schedule {
         Schedule {
             id: id_text(v).0,
-            name: text(v, "name"),
+            name: label_text(v, "name"),
             active: v.get("isActive").and_then(Value::as_bool) == Some(true),
             start: TsField::of(v, "startDate").at(),
             end: TsField::of(v, "endDate"),
@@ -410,7 +414,7 @@ impl FromItem for PlaylistSummary {
         PlaylistSummary {
             id,
             string_id,
-            name: text(v, "name"),
+            name: label_text(v, "name"),
             item_count: v.get("itemCount").and_then(Value::as_u64),
             default: (v.get("isDefault").and_then(Value::as_bool) == Some(true)).then(|| {
                 Box::new(DefaultMark {

@@ -164,7 +164,7 @@ impl FromItem for FleetDisplay {
             heartbeat_text: text(v, "lastHeartbeat"),
             paired_at: TsField::of(v, "pairedAt"),
             paired_at_text: text(v, "pairedAt"),
-            location: text(v, "location"),
+            location: super::entities::label_text(v, "location"),
             organization_id: text(v, "organizationId"),
             error_status: common::s(v, "status") == Some("error"),
         }
@@ -1507,7 +1507,12 @@ impl FleetRun<'_> {
                     _ => self.o.note(format!(
                         "reload of \"{}\" verification: {} ({detail})",
                         p.label,
-                        if ok { "online" } else { "no fresh heartbeat" }
+                        // A fresh heartbeat, not `status` (which the error reset sets to offline; 6.0).
+                        if ok {
+                            "fresh heartbeat"
+                        } else {
+                            "no fresh heartbeat"
+                        }
                     )),
                 }
             }
@@ -1532,7 +1537,8 @@ impl FleetRun<'_> {
                         self.o.fixed += 1;
                         fixed_items.push(format!("\"{}\" no longer in error ({detail})", p.label));
                         self.o.note(format!(
-                            "verified: \"{}\" left the error state ({detail})",
+                            "verified: \"{}\" left the error state ({detail}, set by the reset; \
+                             connectivity is judged by heartbeat)",
                             p.label
                         ));
                     } else {

@@ -1492,13 +1492,14 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     for w in works {
         if w.inc.status == IncidentStatus::Resolved {
             o.note(format!(
-                "{} {}: fixed and resolved",
-                w.inc.kind, w.inc.target_id
+                "{} {}: closed by the verified fix",
+                crate::model::kind_label(&w.inc.kind),
+                w.inc.target_id
             ));
         } else if w.cmd.is_none() {
             o.note(format!(
                 "{} {}: {} — {}",
-                w.inc.kind,
+                crate::model::kind_label(&w.inc.kind),
                 w.inc.target_id,
                 w.inc.status.as_str(),
                 w.inc.remediation
@@ -1812,7 +1813,7 @@ async fn send_alerts(ctx: &AgentContext, priors: &HashMap<String, Incident>, o: 
         let mut s = format!(
             "[{}] {} {}: {}",
             i.status.as_str(),
-            i.kind,
+            crate::model::kind_label(&i.kind),
             i.target_id,
             i.message
         );
@@ -1856,7 +1857,14 @@ async fn send_alerts(ctx: &AgentContext, priors: &HashMap<String, Incident>, o: 
         .incidents
         .iter()
         .filter(|i| i.status == IncidentStatus::Resolved && i.kind != "edge-unreachable")
-        .map(|i| format!("{} {}: {}", i.kind, i.target_id, i.remediation))
+        .map(|i| {
+            format!(
+                "{} {}: {}",
+                crate::model::kind_label(&i.kind),
+                i.target_id,
+                i.remediation
+            )
+        })
         .collect();
     if !fixed.is_empty() {
         // A notification, not an alert: no incident is stamped (a stamp on a resolved incident would suppress the
@@ -1867,7 +1875,13 @@ async fn send_alerts(ctx: &AgentContext, priors: &HashMap<String, Incident>, o: 
                 InlineAlert {
                     agent: AGENT,
                     kind: InlineKind::Fixed,
-                    summary: format!("health-guardian fixed {} issue(s)", fixed.len()),
+                    // One count vocabulary (README "What the counts mean"): fixed = verified remediations; one
+                    // restart can close several incidents.
+                    summary: format!(
+                        "health-guardian: {} verified fix(es) closed {} incident(s)",
+                        o.fixed,
+                        fixed.len()
+                    ),
                     items: fixed,
                     refs: Vec::new(),
                 },

@@ -802,7 +802,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         let (inc, fix) = r.deactivate(sch, fault).await;
         let label = format!(
             "{} \"{}\" ({})",
-            fault.kind(),
+            crate::model::kind_label(fault.kind()),
             sch.name.as_deref().unwrap_or_default(),
             sch.id
         );
@@ -1066,7 +1066,11 @@ async fn complete_scan_checks(
                 "Point settings.opsFallbackPlaylistId (or OPS_FALLBACK_PLAYLIST_ID) at an existing playlist with \
                  content; displays without content get no fallback until then",
             );
-            r.note(format!("fallback_playlist_invalid: {}", inc.message));
+            r.note(format!(
+                "{}: {}",
+                crate::model::kind_label(&inc.kind),
+                inc.message
+            ));
             r.o.raise(inc);
         }
         (Fallback::Unknown(why), Some(org_id)) => {
@@ -1121,7 +1125,8 @@ async fn complete_scan_checks(
             ),
         );
         r.note(format!(
-            "empty_playlist_schedule \"{name}\" ({sid}): playlist \"{pname}\" has 0 items"
+            "{} \"{name}\" ({sid}): playlist \"{pname}\" has 0 items",
+            crate::model::kind_label("empty_playlist_schedule")
         ));
         r.o.raise(inc);
     }
@@ -1155,7 +1160,11 @@ async fn complete_scan_checks(
             "Give one schedule a higher priority, or change their dates, weekdays or time windows so they no longer \
              intersect",
         );
-        r.note(format!("schedule_overlap {}", pair.message()));
+        r.note(format!(
+            "{}: {}",
+            crate::model::kind_label("schedule_overlap"),
+            pair.message()
+        ));
         r.o.raise(inc);
     }
     for (id, prior) in ctx.priors() {
@@ -1268,7 +1277,8 @@ async fn complete_scan_checks(
             continue;
         }
         r.note(format!(
-            "coverage_gap display {}: {outcome}",
+            "{} {}: {outcome}",
+            crate::model::kind_label("coverage_gap"),
             named(label, did)
         ));
         let now2 = ctx.now();

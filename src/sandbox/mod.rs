@@ -750,25 +750,27 @@ pub async fn run_standalone(
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in demo tenant".into());
-    println!(
+    crate::outln!(
         "vizora-ops sandbox: serving {name} (loaded in {:.1} s)",
         t0.elapsed().as_secs_f64()
     );
-    println!("  api:      {}", sb.api_url);
-    println!("  web:      {}", sb.web_url);
-    println!("  realtime: {}", sb.realtime_url);
-    println!("  control:  {}", sb.control_url);
-    println!(
+    crate::outln!("  api:      {}", sb.api_url);
+    crate::outln!("  web:      {}", sb.web_url);
+    crate::outln!("  realtime: {}", sb.realtime_url);
+    crate::outln!("  control:  {}", sb.control_url);
+    crate::outln!(
         "  throttling: {}",
         if throttle { "production limits" } else { "off" }
     );
     if fixture.is_none() {
-        println!("  login:    ops@example.test / ops-demo-password (demo account, sandbox only)");
+        crate::outln!(
+            "  login:    ops@example.test / ops-demo-password (demo account, sandbox only)"
+        );
     }
     for line in banner_command(&sb.api_url, throttle, fixture.is_none()) {
-        println!("{line}");
+        crate::outln!("{line}");
     }
-    println!("Ctrl-C to stop.");
+    crate::outln!("Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
         .context("waiting for Ctrl-C")?;

@@ -506,7 +506,8 @@ const PROJECTION_KEYS: [&str; 16] = [
 
 /// A small projection of an entity (agents.md 5.8): the fixed `PROJECTION_KEYS` (`id`, label, `status`,
 /// `updatedAt`, `devices*` counters, …) plus the `extra` keys (the fields the mutation changes); a kept playlist
-/// `items` array keeps only each item's `contentId` and `order`. A non-object is returned as is.
+/// `items` array keeps only each item's `contentId` and `order`; strings are capped at 200 characters
+/// ([`crate::model::label`]). A non-object is returned as is.
 pub fn project(v: &Value, extra: &[&str]) -> Value {
     match v {
         Value::Object(m) => {
@@ -524,6 +525,9 @@ pub fn project(v: &Value, extra: &[&str]) -> Value {
                                 })
                                 .unwrap_or_default(),
                         )
+                    } else if let Value::String(t) = x {
+                        // API text (a 2 MB name) is capped like every label (agents.md 2.2, 5.8).
+                        Value::String(crate::model::label(t).into_owned())
                     } else {
                         x.clone()
                     };
