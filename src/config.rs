@@ -4,6 +4,9 @@
 //! Errors name the variable (`OPS_RATE_PER_SECOND: expected a whole number …`). Booleans accept `true|1|yes` and
 //! `false|0|no|` (case-insensitive); numbers must be finite and in range; a malformed value is never defaulted.
 
+pub mod backup_location;
+pub mod process_name;
+
 use crate::model::AgentName;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -1491,20 +1494,13 @@ impl Config {
             ("OPS_SYSTEMD_UNIT_", &self.health.systemd_units),
         ] {
             for (svc, name) in names {
-                if let Err(e) = crate::procman::validate_name(name) {
-                    // The reason, not just the alphabet: `-` is allowed inside a name, so "only [A-Za-z0-9._@:-]"
-                    // alone would not explain why `--help` is refused.
-                    let why = if name.starts_with('-') {
-                        "it starts with '-', so pm2/systemctl would read it as an option, not a name".to_string()
-                    } else if name.is_empty() {
-                        "it is empty".to_string()
-                    } else {
-                        "it has characters outside [A-Za-z0-9._@:-] (a name is one argv element, never shell text)"
-                            .to_string()
-                    };
+                if let Some(why) = process_name::process_name_problem(name) {
                     out.push((
                         format!("{prefix}{}", svc.to_ascii_uppercase()),
-                        format!("{e}: {why}"),
+                        format!(
+                            "rejected process name or id: {}: {why}",
+                            process_name::shown_process_name(name)
+                        ),
                     ));
                 }
             }
@@ -1515,7 +1511,7 @@ impl Config {
             "BACKUP_DIR/BACKUP_S3_BUCKET"
         };
         for loc in &self.db.backup_locations {
-            if let Err(msg) = crate::maint::backup::parse_location(loc) {
+            if let Err(msg) = backup_location::parse_location(loc) {
                 let hint = if loc.contains('@') {
                     "; credentials do not belong in the location (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
                 } else {

@@ -23,7 +23,9 @@
 //!
 //! Everything but [`CacheFile::load`] and [`CacheFile::save`] is pure.
 
-use super::content_table::{ContentTable, HashMap64, Interner, NONE, Span, Stamp, id_hash};
+use super::content_table::{
+    ContentTable, DetailSlots, HashMap64, Interner, NONE, Span, Stamp, id_hash,
+};
 use crate::model::ts;
 use crate::state::lock::{FileLock, atomic_write_with, lock_path_for};
 use chrono::{DateTime, Utc};
@@ -279,6 +281,15 @@ struct Parts<'a> {
     is_global: Option<bool>,
     zones: Vec<&'a str>,
     thumbnail: Option<ThumbnailCheck>,
+}
+
+impl DetailSlots for DetailCache {
+    fn slot_of(&self, id: &str) -> Option<u32> {
+        DetailCache::slot_of(self, id)
+    }
+    fn has_thumbnail(&self, slot: u32) -> bool {
+        DetailCache::has_thumbnail(self, slot)
+    }
 }
 
 impl DetailCache {

@@ -20,7 +20,6 @@
 //! collision: a colliding reference makes content look referenced (never archived), a colliding cache id leaves an
 //! item without a fresh entry (not examined).
 
-use super::content_cache::DetailCache;
 use crate::model::{parse_ts, ts};
 use crate::vizora::ItemSink;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -30,6 +29,15 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
+
+/// What the table reads of the detail cache (content_cache's `DetailCache` implements it): a trait here so that the
+/// table does not import the cache, which builds on the table's types (one direction, design/README.md §3).
+pub trait DetailSlots: Sync {
+    /// The slot of `id`'s live cache entry, if any.
+    fn slot_of(&self, id: &str) -> Option<u32>;
+    /// Whether the entry in `slot` holds a thumbnail probe result.
+    fn has_thumbnail(&self, slot: u32) -> bool;
+}
 
 /// "No index" marker for `u32` indexes (no cache entry, no interned value).
 pub const NONE: u32 = u32::MAX;
@@ -364,7 +372,7 @@ impl ContentTable {
     pub fn from_items(
         items: &[Value],
         opts: TableOptions,
-        cache: Option<&DetailCache>,
+        cache: Option<&dyn DetailSlots>,
     ) -> ContentTable {
         let mut t = ContentTable::new(opts);
         for it in items {
@@ -381,7 +389,7 @@ impl ContentTable {
 
     /// Takes one listed item: settles the sweep observation and the organization fallback, keeps a row when the
     /// item needs a detail entry (agents.md 6.2.1) and links it to its `cache` entry by id.
-    pub fn push(&mut self, item: &Value, cache: Option<&DetailCache>) {
+    pub fn push(&mut self, item: &Value, cache: Option<&dyn DetailSlots>) {
         self.listed += 1;
         if self.organization_id.is_none()
             && let Some(o) = s(item, "organizationId")
@@ -645,7 +653,7 @@ pub struct ContentSink<'a> {
     /// The table being filled.
     pub table: &'a mut ContentTable,
     /// The detail cache (loaded before the walk) rows are linked to.
-    pub cache: Option<&'a DetailCache>,
+    pub cache: Option<&'a dyn DetailSlots>,
 }
 
 impl ItemSink for ContentSink<'_> {

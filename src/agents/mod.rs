@@ -15,70 +15,19 @@ pub mod ops_reporter;
 pub mod probes;
 pub mod schedule_doctor;
 
+// The alert types live in `alert` so that `alert` never imports `agents` (design/README.md §3); re-exported here
+// because every agent raises them.
+pub use crate::alert::{AlertSink, InlineAlert, InlineKind, LogAlertSink};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::model::{AgentName, Incident, OpsState, RemediationAction, Severity, ts};
 use crate::state::audit::AuditLog;
 use crate::vizora::VizoraApi;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Kind of an inline message (agents.md 7.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InlineKind {
-    /// Inline critical alert (red).
-    Critical,
-    /// Inline warning alert.
-    Warning,
-    /// Fix notification: Slack only, `good`, off with `OPS_NOTIFY_FIXES=false`.
-    Fixed,
-}
-
-/// An inline alert or fix notification raised where an agent acts (agents.md 7.6).
-#[derive(Debug, Clone)]
-pub struct InlineAlert {
-    /// The agent raising it.
-    pub agent: AgentName,
-    /// Critical, warning or fix notification.
-    pub kind: InlineKind,
-    /// One-line summary, e.g. `Auto-archived 3 expired content item(s)`.
-    pub summary: String,
-    /// Item lines (the first 10 are named).
-    pub items: Vec<String>,
-    /// Incidents covered (stamped when delivered): `(id, severity, status)`.
-    pub refs: Vec<Incident>,
-}
-
-/// Where inline alerts go. Delivery failures never change an agent's exit code.
-#[async_trait]
-pub trait AlertSink: Send + Sync {
-    /// Sends (or, in a dry run, prints) one inline message; returns the ids of the incidents whose alert was
-    /// delivered (to stamp in this run's write).
-    async fn inline(&self, alert: InlineAlert, now: DateTime<Utc>, dry_run: bool) -> Vec<String>;
-}
-
-/// An alert sink that only logs (no channel configured).
-pub struct LogAlertSink;
-
-#[async_trait]
-impl AlertSink for LogAlertSink {
-    async fn inline(&self, alert: InlineAlert, _now: DateTime<Utc>, _dry_run: bool) -> Vec<String> {
-        crate::logging::info(
-            alert.agent.as_str(),
-            format!(
-                "alert ({:?}, no channel delivered): {} {}",
-                alert.kind,
-                alert.summary,
-                alert.items.join("; ")
-            ),
-        );
-        Vec::new()
-    }
-}
 
 /// Everything an agent run reads: configuration, time, the lock-free prior state, the API, alerting.
 pub struct AgentContext {

@@ -6,8 +6,8 @@
 //! * [`outbox`] — `ops-outbox.json` (7.7): queued before the first attempt, removed only when delivered.
 //! * [`dashboard`] — the size-capped dashboard payload (7.4).
 //! * [`Alerter`] — ties them together for agents' inline alerts and fix notifications (7.6), the reporter's status
-//!   delivery and retries (6.5.1 steps 4–5), and dead-man heartbeats ([`heartbeat`], 7.8); [`sink`] makes it the
-//!   agents' `AlertSink`.
+//!   delivery and retries (6.5.1 steps 4–5), and dead-man heartbeats ([`heartbeat`], 7.8); [`sink`] defines what
+//!   agents raise ([`InlineAlert`], [`AlertSink`]) and makes [`Alerter`] an `AlertSink`.
 //!
 //! A failing channel never blocks another, never panics and never changes an agent's exit code; in dry run nothing
 //! is written or sent (1.5) and would-be alerts are logged.
@@ -21,7 +21,7 @@ pub mod slack;
 
 pub use decision::{AlertDecision, DecisionInput, decide};
 pub use outbox::{Channel, EntryKind, Outbox, OutboxEntry, OutboxFile};
-pub use slack::InlineKind;
+pub use sink::{AlertSink, InlineAlert, InlineKind, LogAlertSink};
 
 use crate::config::{AlertConfig, Config};
 use crate::logging;

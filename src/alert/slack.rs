@@ -8,7 +8,7 @@
 //! [`deliver`] performs one POST and classifies the answer; it knows nothing about queueing, retries or
 //! de-duplication (the outbox and the decision own those; style.md, Alertmanager).
 
-use super::DeliveryOutcome;
+use super::{DeliveryOutcome, InlineKind};
 use crate::model::{Incident, IncidentStatus, Severity, SystemStatus, parse_ts};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -305,17 +305,7 @@ pub fn recovery_payload(
     })
 }
 
-/// Kind of an inline message (agents.md 7.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InlineKind {
-    /// `danger`, title `Vizora Ops: CRITICAL (<agent>)`.
-    Critical,
-    /// `warning`, title `Vizora Ops: WARNING (<agent>)`.
-    Warning,
-    /// Fix notification: `good`, title `Vizora Ops: FIXED (<agent>)`; Slack only, off with `OPS_NOTIFY_FIXES=false`.
-    Fixed,
-}
-
+// The Slack rendering of the one inline kind (defined with the sink, agents.md 7.6).
 impl InlineKind {
     /// `CRITICAL`, `WARNING` or `FIXED`.
     pub fn word(self) -> &'static str {

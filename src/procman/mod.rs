@@ -265,20 +265,20 @@ pub(crate) fn show_argv(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Checks a process name, unit or id before it may enter an argv (agents.md 1.6, 6.1.3): non-empty and only
-/// `[A-Za-z0-9._@:-]`; a leading `-` is refused too, so a value can never be read as an option. The error shows the
-/// value quoted and shortened to 64 characters.
+/// Checks a process name, unit or id before it may enter an argv (agents.md 1.6, 6.1.3, 8.4): non-empty and only
+/// `[A-Za-z0-9._@:-]`; a leading `-` is refused too, so a value can never be read as an option, and so is `all` in any
+/// case (pm2 reads it as every process). The error shows the value quoted and shortened to 64 characters, and for
+/// `all` the reason (the value alone looks well-formed). The rule is `config`'s, so `config check` and every command
+/// agree ([`crate::config::process_name`]).
 pub fn validate_name(s: &str) -> Result<(), PmError> {
-    let ok = !s.is_empty()
-        && !s.starts_with('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b':' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        let shown: String = s.chars().take(64).collect();
-        let more = if s.chars().count() > 64 { "…" } else { "" };
-        Err(PmError::Rejected(format!("{shown:?}{more}")))
+    use crate::config::process_name::{process_name_problem, shown_process_name};
+    match process_name_problem(s) {
+        None => Ok(()),
+        Some(why) if s.eq_ignore_ascii_case("all") => Err(PmError::Rejected(format!(
+            "{}: {why}",
+            shown_process_name(s)
+        ))),
+        Some(_) => Err(PmError::Rejected(shown_process_name(s))),
     }
 }
 
@@ -327,6 +327,21 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn validate_name_rejects_all_in_any_case_with_the_reason() {
+        for all in ["all", "ALL", "All"] {
+            let e = validate_name(all).unwrap_err();
+            assert!(matches!(e, PmError::Rejected(_)), "{all}");
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(&format!("rejected process name or id: {all:?}: "))
+                    && msg.contains("every process"),
+                "{msg}"
+            );
+        }
+        assert!(validate_name("allow").is_ok());
     }
 
     #[test]
