@@ -224,6 +224,30 @@ async fn check_location(
         ));
         return (Some(row), target);
     }
+    report_verdict(
+        ctx,
+        &target,
+        verdict,
+        newest_desc,
+        &pattern,
+        scan.candidates,
+        p,
+    );
+    (Some(row), target)
+}
+
+/// The note and the incident of a conclusive verdict on one location (6.6.7): fresh → a note only; stale → critical
+/// `backup-stale`; none found or the newest is empty → critical `backup-missing`.
+fn report_verdict(
+    ctx: &AgentContext,
+    target: &str,
+    verdict: BackupVerdict,
+    newest_desc: Option<String>,
+    pattern: &str,
+    candidates: u64,
+    p: &mut Part,
+) {
+    let max_h = ctx.cfg.db.backup_max_age_hours;
     match verdict {
         BackupVerdict::Fresh { age_h } => {
             p.note(format!(
@@ -240,7 +264,7 @@ async fn check_location(
                 "backup-stale",
                 Severity::Critical,
                 "backup",
-                &target,
+                target,
                 format!(
                     "newest backup at {target} is {age_h:.1} h old (> OPS_BACKUP_MAX_AGE_HOURS {max_h} h): {d}"
                 ),
@@ -253,13 +277,13 @@ async fn check_location(
         BackupVerdict::Missing => {
             p.note(format!(
                 "backup {target}: MISSING — no backup found{pattern} ({} candidate(s))",
-                scan.candidates
+                candidates
             ));
             p.incidents.push(ctx.incident(
                 "backup-missing",
                 Severity::Critical,
                 "backup",
-                &target,
+                target,
                 format!("no backup found at {target}{pattern}"),
                 "check the backup job and that it writes to this location; run a backup now and verify it is \
                  non-empty",
@@ -274,7 +298,7 @@ async fn check_location(
                 "backup-missing",
                 Severity::Critical,
                 "backup",
-                &target,
+                target,
                 format!(
                     "the newest backup at {target} is empty (0 bytes): {d}; an empty file is not a backup"
                 ),
@@ -283,5 +307,4 @@ async fn check_location(
             ));
         }
     }
-    (Some(row), target)
 }

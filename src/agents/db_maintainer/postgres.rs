@@ -13,6 +13,7 @@ use crate::state::audit::MutationLine;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+/// `user@host:port/db` of a PostgreSQL target: never the password, never the verbatim URL (which is a registered
 /// secret and would print as `***`).
 pub(super) fn pg_display(t: &PgTarget) -> String {
     let c = t.config();
@@ -144,8 +145,6 @@ pub(super) const BLOCKER_HINT: &str = "find the blocking session (SELECT pid, st
      WHERE cardinality(pg_blocking_pids(pid)) > 0 OR state = 'idle in transaction') and end the long transaction; \
      the next run retries";
 
-/// Reads `n_dead_tup` and the total size of a table without maintaining it (dry run). Statistics reads take no lock;
-/// the size read runs under the lock timeout.
 /// The audit mutation line of a VACUUM or REINDEX statement (4.8: `method: SQL`, `before: null`, the statement).
 pub(super) fn sql_line(
     ctx: &AgentContext,

@@ -67,6 +67,38 @@ pub(super) async fn reindex(ctx: &AgentContext, conn: &dyn PgPort, schema: &str,
     p.covered.push("reindex-invalid-leftover");
     report_leftovers(ctx, schema, &leftovers, p);
 
+    let rows = reindex_indexes(ctx, conn, schema, &leftovers, p).await;
+    let table_rows = reindex_tables(ctx, conn, schema, p).await;
+
+    // A failed concurrent rebuild may leave a new invalid index behind: report it in this run.
+    let any_failed = p
+        .incidents
+        .iter()
+        .any(|i| i.kind == "reindex-failed" && i.error.is_some());
+    if any_failed
+        && !ctx.dry_run
+        && let Ok(after) = conn.invalid_leftovers(schema).await
+    {
+        let new: Vec<String> = after
+            .into_iter()
+            .filter(|l| !leftovers.contains(l))
+            .collect();
+        report_leftovers(ctx, schema, &new, p);
+    }
+    p.stat("indexes", Value::Array(rows));
+    p.stat("reindexTables", Value::Array(table_rows));
+}
+
+/// The configured indexes (6.6.3): existence, then one concurrent rebuild each unless an invalid leftover of it
+/// exists or the deadline passed. Returns the `indexes` stats rows.
+async fn reindex_indexes(
+    ctx: &AgentContext,
+    conn: &dyn PgPort,
+    schema: &str,
+    leftovers: &[String],
+    p: &mut Part,
+) -> Vec<Value> {
+    let db = &ctx.cfg.db;
     let mut rows = Vec::new();
     match conn.existing_indexes(schema, &db.reindex_indexes).await {
         Err(e) => {
@@ -96,7 +128,7 @@ pub(super) async fn reindex(ctx: &AgentContext, conn: &dyn PgPort, schema: &str,
                 rows.push(json!({"index": i, "missing": true}));
             }
             for i in &present {
-                if let Some(l) = postgres::leftover_for(i, &leftovers) {
+                if let Some(l) = postgres::leftover_for(i, leftovers) {
                     p.unexamined.push(id_of("reindex-failed", i));
                     p.note(format!(
                         "index \"{i}\": not reindexed — invalid leftover \"{l}\" of an interrupted rebuild exists"
@@ -115,7 +147,18 @@ pub(super) async fn reindex(ctx: &AgentContext, conn: &dyn PgPort, schema: &str,
             }
         }
     }
+    rows
+}
 
+/// The configured tables (6.6.3, `OPS_REINDEX_TABLES`): existence, then one concurrent rebuild each. Returns the
+/// `reindexTables` stats rows.
+async fn reindex_tables(
+    ctx: &AgentContext,
+    conn: &dyn PgPort,
+    schema: &str,
+    p: &mut Part,
+) -> Vec<Value> {
+    let db = &ctx.cfg.db;
     let mut table_rows = Vec::new();
     if !db.reindex_tables.is_empty() {
         match conn.existing_tables(schema, &db.reindex_tables).await {
@@ -156,24 +199,7 @@ pub(super) async fn reindex(ctx: &AgentContext, conn: &dyn PgPort, schema: &str,
             }
         }
     }
-
-    // A failed concurrent rebuild may leave a new invalid index behind: report it in this run.
-    let any_failed = p
-        .incidents
-        .iter()
-        .any(|i| i.kind == "reindex-failed" && i.error.is_some());
-    if any_failed
-        && !ctx.dry_run
-        && let Ok(after) = conn.invalid_leftovers(schema).await
-    {
-        let new: Vec<String> = after
-            .into_iter()
-            .filter(|l| !leftovers.contains(l))
-            .collect();
-        report_leftovers(ctx, schema, &new, p);
-    }
-    p.stat("indexes", Value::Array(rows));
-    p.stat("reindexTables", Value::Array(table_rows));
+    table_rows
 }
 
 fn report_leftovers(ctx: &AgentContext, schema: &str, leftovers: &[String], p: &mut Part) {

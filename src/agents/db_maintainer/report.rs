@@ -33,8 +33,6 @@ pub(super) fn opt_num(v: Option<i64>) -> String {
     v.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
 }
 
-/// `user@host:port/db` of a PostgreSQL target: never the password, never the verbatim URL (which is a registered
-
 pub(super) fn past_deadline(ctx: &AgentContext) -> bool {
     Instant::now() >= ctx.deadline
 }

@@ -55,7 +55,7 @@ pub(super) async fn vacuum(ctx: &AgentContext, conn: &dyn PgPort, schema: &str, 
 
     let mut rows = Vec::new();
     let mut attempted = 0usize;
-    let mut failures: Vec<(String, String, Option<String>)> = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
     let mut deferred = Vec::new();
     for t in &present {
         if past_deadline(ctx) {
@@ -66,80 +66,14 @@ pub(super) async fn vacuum(ctx: &AgentContext, conn: &dyn PgPort, schema: &str, 
             ));
             continue;
         }
-        let stmt = format!(
-            "VACUUM (ANALYZE) {}.{}",
-            quote_ident(schema),
-            quote_ident(t)
-        );
-        let what = format!("VACUUM (ANALYZE) \"{t}\"");
-        let started = ctx.now();
-        if ctx.dry_run {
-            let (dead, size) = conn.table_figures(schema, t, db.lock_timeout_s).await;
-            audit(ctx, &sql_line(ctx, &what, t, &stmt, started));
-            p.unexamined.push(id_of("vacuum-failed", t));
-            p.note(format!(
-                "\"{t}\": would run {stmt} (dry run) — dead tuples {}, size {}",
-                opt_num(dead),
-                opt_bytes(size)
-            ));
-            rows.push(json!({
-                "table": t, "dryRun": true, "statement": stmt,
-                "deadTuplesBefore": dead, "sizeBeforeBytes": size,
-            }));
-            continue;
+        match vacuum_one(ctx, conn, schema, t, p).await {
+            Step::DryRun(row) => rows.push(row),
+            Step::Ran(row, failure) => {
+                attempted += 1;
+                failures.extend(failure);
+                rows.push(row);
+            }
         }
-        attempted += 1;
-        let r = conn.vacuum_table(schema, t, db.lock_timeout_s).await;
-        let mut line = sql_line(ctx, &what, t, &r.statement, started);
-        line.success = r.ok();
-        line.duration_ms = Some(r.duration_ms);
-        let after = json!({"deadTuples": r.dead_tuples_after, "sizeBytes": r.size_after_bytes});
-        let before = json!({"deadTuples": r.dead_tuples_before, "sizeBytes": r.size_before_bytes});
-        if r.ok() {
-            line.after = Some(after.clone());
-            p.note(format!(
-                "\"{t}\": dead tuples {} → {}, size {} → {}, {} ms",
-                opt_num(r.dead_tuples_before),
-                opt_num(r.dead_tuples_after),
-                opt_bytes(r.size_before_bytes),
-                opt_bytes(r.size_after_bytes),
-                r.duration_ms
-            ));
-        } else {
-            let err = r.error.clone().unwrap_or_default();
-            line.error = Some(err.clone());
-            p.note(format!(
-                "\"{t}\": VACUUM failed after {} ms — {err}{}",
-                r.duration_ms,
-                lock_hint(r.sqlstate.as_deref(), db.lock_timeout_s)
-            ));
-            failures.push((t.clone(), err, r.sqlstate.clone()));
-        }
-        audit(ctx, &line);
-        p.remediations.push(action(
-            ctx,
-            started,
-            &what,
-            "database",
-            t,
-            "SQL",
-            before,
-            r.ok().then_some(after),
-            r.ok(),
-            r.error.clone(),
-        ));
-        rows.push(json!({
-            "table": t,
-            "statement": r.statement,
-            "durationMs": r.duration_ms,
-            "deadTuplesBefore": r.dead_tuples_before,
-            "deadTuplesAfter": r.dead_tuples_after,
-            "sizeBeforeBytes": r.size_before_bytes,
-            "sizeAfterBytes": r.size_after_bytes,
-            "ok": r.ok(),
-            "error": r.error,
-            "sqlstate": r.sqlstate,
-        }));
     }
     for t in &missing {
         rows.push(json!({"table": t, "missing": true}));
@@ -149,6 +83,108 @@ pub(super) async fn vacuum(ctx: &AgentContext, conn: &dyn PgPort, schema: &str, 
         // Nothing attempted: no verdict on failures.
         return;
     }
+    judge(ctx, schema, attempted, &failures, p);
+}
+
+/// One table's failed statement: (table, error, SQLSTATE).
+type Failure = (String, String, Option<String>);
+
+/// What one table came to: its stats row, and for a statement that ran its failure if any.
+enum Step {
+    DryRun(Value),
+    Ran(Value, Option<Failure>),
+}
+
+/// One table (6.6.2): in a dry run the figures and the would-be statement's audit line; otherwise the statement,
+/// its audit line and its remediation record.
+async fn vacuum_one(
+    ctx: &AgentContext,
+    conn: &dyn PgPort,
+    schema: &str,
+    t: &str,
+    p: &mut Part,
+) -> Step {
+    let db = &ctx.cfg.db;
+    let stmt = format!(
+        "VACUUM (ANALYZE) {}.{}",
+        quote_ident(schema),
+        quote_ident(t)
+    );
+    let what = format!("VACUUM (ANALYZE) \"{t}\"");
+    let started = ctx.now();
+    if ctx.dry_run {
+        let (dead, size) = conn.table_figures(schema, t, db.lock_timeout_s).await;
+        audit(ctx, &sql_line(ctx, &what, t, &stmt, started));
+        p.unexamined.push(id_of("vacuum-failed", t));
+        p.note(format!(
+            "\"{t}\": would run {stmt} (dry run) — dead tuples {}, size {}",
+            opt_num(dead),
+            opt_bytes(size)
+        ));
+        return Step::DryRun(json!({
+            "table": t, "dryRun": true, "statement": stmt,
+            "deadTuplesBefore": dead, "sizeBeforeBytes": size,
+        }));
+    }
+    let mut failure = None;
+    let r = conn.vacuum_table(schema, t, db.lock_timeout_s).await;
+    let mut line = sql_line(ctx, &what, t, &r.statement, started);
+    line.success = r.ok();
+    line.duration_ms = Some(r.duration_ms);
+    let after = json!({"deadTuples": r.dead_tuples_after, "sizeBytes": r.size_after_bytes});
+    let before = json!({"deadTuples": r.dead_tuples_before, "sizeBytes": r.size_before_bytes});
+    if r.ok() {
+        line.after = Some(after.clone());
+        p.note(format!(
+            "\"{t}\": dead tuples {} → {}, size {} → {}, {} ms",
+            opt_num(r.dead_tuples_before),
+            opt_num(r.dead_tuples_after),
+            opt_bytes(r.size_before_bytes),
+            opt_bytes(r.size_after_bytes),
+            r.duration_ms
+        ));
+    } else {
+        let err = r.error.clone().unwrap_or_default();
+        line.error = Some(err.clone());
+        p.note(format!(
+            "\"{t}\": VACUUM failed after {} ms — {err}{}",
+            r.duration_ms,
+            lock_hint(r.sqlstate.as_deref(), db.lock_timeout_s)
+        ));
+        failure = Some((t.to_string(), err, r.sqlstate.clone()));
+    }
+    audit(ctx, &line);
+    p.remediations.push(action(
+        ctx,
+        started,
+        &what,
+        "database",
+        t,
+        "SQL",
+        before,
+        r.ok().then_some(after),
+        r.ok(),
+        r.error.clone(),
+    ));
+    let row = json!({
+        "table": t,
+        "statement": r.statement,
+        "durationMs": r.duration_ms,
+        "deadTuplesBefore": r.dead_tuples_before,
+        "deadTuplesAfter": r.dead_tuples_after,
+        "sizeBeforeBytes": r.size_before_bytes,
+        "sizeAfterBytes": r.size_after_bytes,
+        "ok": r.ok(),
+        "error": r.error,
+        "sqlstate": r.sqlstate,
+    });
+    Step::Ran(row, failure)
+}
+
+/// The verdict on the statements that ran (6.6.2): all failed → one critical `vacuum-all-failed` (the per-table
+/// incidents are then not judged); otherwise one `vacuum-failed` warning per failed table.
+fn judge(ctx: &AgentContext, schema: &str, attempted: usize, failures: &[Failure], p: &mut Part) {
+    let db = &ctx.cfg.db;
     p.covered.push("vacuum-failed");
     p.covered.push("vacuum-all-failed");
     if attempted > 0 && failures.len() == attempted {
@@ -179,11 +215,11 @@ pub(super) async fn vacuum(ctx: &AgentContext, conn: &dyn PgPort, schema: &str, 
         inc.error = failures.first().map(|f| f.1.clone());
         p.incidents.push(inc);
         // The per-table failures are represented by vacuum-all-failed: their own incidents are not judged.
-        for (t, _, _) in &failures {
+        for (t, _, _) in failures {
             p.unexamined.push(id_of("vacuum-failed", t));
         }
     } else {
-        for (t, e, s) in &failures {
+        for (t, e, s) in failures {
             let mut inc = ctx.incident(
                 "vacuum-failed",
                 Severity::Warning,
