@@ -25,7 +25,7 @@
 //! same figures go to `agentResults["db-maintainer"].stats.maintenance`.
 //!
 //! One module per concern, each with its rule, its remediation and its unit tests: [`postgres`] (connection, 6.6.1),
-//! [`vacuum`] (6.6.2), [`reindex`] (6.6.3), [`redis`] (6.6.4), [`logs`] (6.6.5), [`buckets`] (6.6.6), [`backups`]
+//! [`vacuum`] (6.6.2), [`reindex`] and [`leftovers`] (6.6.3), [`redis`] (6.6.4), [`logs`] (6.6.5), [`buckets`] (6.6.6), [`backups`]
 //! (6.6.7); [`report`] holds the shared contribution type and formatting. VACUUM and REINDEX run over the
 //! [`PgPort`](crate::maint::postgres::PgPort) port. This module sequences the tasks, merges their parts and sends the
 //! critical alert.
@@ -34,6 +34,7 @@ mod backups;
 mod buckets;
 #[cfg(test)]
 mod fake;
+mod leftovers;
 mod logs;
 mod postgres;
 mod redis;

@@ -1,6 +1,7 @@
 //! REINDEX … CONCURRENTLY of `OPS_REINDEX_INDEXES` and `OPS_REINDEX_TABLES` (agents.md 6.6.3) over [`PgPort`]:
 //! `reindex-unsupported`, `reindex-failed`, `reindex-invalid-leftover` (reported, never dropped).
 
+use super::leftovers;
 use super::postgres::{BLOCKER_HINT, lock_hint, sql_line};
 use super::report::{Part, action, audit, id_of, opt_bytes, past_deadline};
 use crate::agents::AgentContext;
@@ -65,7 +66,7 @@ pub(super) async fn reindex(ctx: &AgentContext, conn: &dyn PgPort, schema: &str,
         }
     };
     p.covered.push("reindex-invalid-leftover");
-    report_leftovers(ctx, schema, &leftovers, p);
+    leftovers::report_leftovers(ctx, schema, &leftovers, p);
 
     let rows = reindex_indexes(ctx, conn, schema, &leftovers, p).await;
     let table_rows = reindex_tables(ctx, conn, schema, p).await;
@@ -83,7 +84,7 @@ pub(super) async fn reindex(ctx: &AgentContext, conn: &dyn PgPort, schema: &str,
             .into_iter()
             .filter(|l| !leftovers.contains(l))
             .collect();
-        report_leftovers(ctx, schema, &new, p);
+        leftovers::report_leftovers(ctx, schema, &new, p);
     }
     p.stat("indexes", Value::Array(rows));
     p.stat("reindexTables", Value::Array(table_rows));
@@ -200,50 +201,6 @@ async fn reindex_tables(
         }
     }
     table_rows
-}
-
-fn report_leftovers(ctx: &AgentContext, schema: &str, leftovers: &[String], p: &mut Part) {
-    let db = &ctx.cfg.db;
-    let mut listed = Vec::new();
-    for l in leftovers {
-        let owner = db
-            .reindex_indexes
-            .iter()
-            .find(|i| postgres::leftover_for(i, std::slice::from_ref(l)).is_some());
-        let of = owner.map(|i| format!(" of \"{i}\"")).unwrap_or_default();
-        p.note(format!(
-            "index \"{l}\": INVALID leftover of an interrupted REINDEX CONCURRENTLY{of} — reported, not dropped"
-        ));
-        p.incidents.push(ctx.incident(
-            "reindex-invalid-leftover",
-            Severity::Warning,
-            "database",
-            l,
-            format!(
-                "invalid index \"{l}\" in schema \"{schema}\" is the leftover of an interrupted REINDEX \
-                 CONCURRENTLY{of}; it costs write time and disk, is never dropped automatically, and its index is \
-                 not reindexed while it exists"
-            ),
-            format!(
-                "make sure no REINDEX is running (pg_stat_progress_create_index), then drop it by hand: DROP INDEX \
-                 CONCURRENTLY {}.{}; the next run rebuilds the original index",
-                quote_ident(schema),
-                quote_ident(l)
-            ),
-        ));
-        listed.push(l.clone());
-    }
-    if !listed.is_empty() {
-        let prev = p
-            .stats
-            .get("invalidLeftovers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut all = prev;
-        all.extend(listed.into_iter().map(Value::String));
-        p.stat("invalidLeftovers", Value::Array(all));
-    }
 }
 
 async fn reindex_one(
