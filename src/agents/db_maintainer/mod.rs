@@ -12,7 +12,7 @@
 //!   `backup-*` per configured location. A `backup-*` incident whose location is no longer configured is resolved by
 //!   the sweep with [`STALE_LOCATION_SUFFIX`].
 //! * **Maintenance is never a fix** (3.6): `issuesFixed` stays 0; each VACUUM, REINDEX and rotated file is a
-//!   [`RemediationAction`] (method `SQL` or `FILE`, no `verified`) plus an audit mutation line (4.8) carrying the SQL
+//!   [`RemediationAction`](crate::model::RemediationAction) (method `SQL` or `FILE`, no `verified`) plus an audit mutation line (4.8) carrying the SQL
 //!   `statement` (`before: null`) or the file `path` relative to the log dir.
 //! * **Dry run** (1.5): existence checks, statistics, `INFO`/`SCAN`, listings, backup checks and the rotation *plan*
 //!   run; no VACUUM, REINDEX or rotation. Each would-be statement or rotation gets an audit line with `dryRun: true`.
@@ -24,9 +24,9 @@
 //! The report (`outcome.note`) has one line per table, index, Redis, rotated file, bucket and backup location; the
 //! same figures go to `agentResults["db-maintainer"].stats.maintenance`.
 //!
-//! One module per concern, each with its rule, its remediation and its unit tests: [`postgres`] (connection, 6.6.1),
-//! [`vacuum`] (6.6.2), [`reindex`] and [`leftovers`] (6.6.3), [`redis`] (6.6.4), [`logs`] (6.6.5), [`buckets`] (6.6.6), [`backups`]
-//! (6.6.7); [`report`] holds the shared contribution type and formatting. VACUUM and REINDEX run over the
+//! One module per concern, each with its rule, its remediation and its unit tests: `postgres` (connection, 6.6.1),
+//! `vacuum` (6.6.2), `reindex` and `leftovers` (6.6.3), `redis` (6.6.4), `logs` (6.6.5), `buckets` (6.6.6), `backups`
+//! (6.6.7); `report` holds the shared contribution type and formatting. VACUUM and REINDEX run over the
 //! [`PgPort`](crate::maint::postgres::PgPort) port. This module sequences the tasks, merges their parts and sends the
 //! critical alert.
 
