@@ -1,7 +1,7 @@
 //! Terminal output of `vizora-ops status` and the deployment files of `vizora-ops deploy` (design/README.md §1, §6).
 
 use crate::config::Config;
-use crate::model::{AgentName, Incident, OpsState, SystemStatus, parse_ts};
+use crate::model::{AgentName, Incident, OpsState, SystemStatus};
 use crate::state::StateStore;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -25,18 +25,12 @@ fn age(now: DateTime<Utc>, t: Option<DateTime<Utc>>) -> String {
 }
 
 fn incident_line(i: &Incident) -> String {
-    // Human words for the type (model::kind_label); the target only when it adds something (not `backup backup`).
-    let target = if i.target_id.is_empty() || i.target_id == i.target {
-        String::new()
-    } else {
-        format!(" ({} {})", i.target, i.target_id)
-    };
+    // Human words for the type and target (model::incident_words; not `backup backup`).
     format!(
-        "{:<8} {:<9} {}{} — {}{}",
+        "{:<8} {:<9} {} — {}{}",
         i.severity.as_str(),
         i.status.as_str(),
-        crate::model::kind_label(&i.kind),
-        target,
+        crate::model::incident_words(&i.kind, &i.target, &i.target_id),
         i.message,
         if i.attempts > 0 {
             format!(" [attempts {}]", i.attempts)
@@ -84,13 +78,14 @@ pub fn status_lines(state: &OpsState, now: DateTime<Utc>) -> Vec<String> {
             .unwrap_or_default();
         out.push(format!("  {:<18} {}{}", a.as_str(), age(now, last), detail));
     }
-    let cutoff = now - chrono::Duration::hours(24);
-    let recent: Vec<_> = state
-        .recent_remediations
-        .iter()
-        .filter(|r| parse_ts(&r.timestamp).is_some_and(|t| t >= cutoff))
-        .collect();
-    out.push(format!("Remediations in the last 24 h ({}):", recent.len()));
+    // One definition per count (README "What the counts mean"): the same functions as the reporter and the demo.
+    let recent = state.remediations_24h(now);
+    let fixes = state.verified_fixes_24h(now);
+    out.push(format!(
+        "Remediations in the last 24 h ({}): {fixes} verified fix(es), {} failed or not verified:",
+        recent.len(),
+        recent.len() - fixes
+    ));
     if recent.len() > 20 {
         out.push(format!(
             "  (newest 20 shown; …and {} more in the state file and the audit log)",

@@ -257,6 +257,13 @@ pub async fn run_demo(dir: &Path, second_pass: bool, verbose: bool) -> anyhow::R
     {
         crate::outln!("{l}");
     }
+    // The same functions as the reporter and `status` (README "What the counts mean"), so the numbers agree.
+    let now = chrono::Utc::now();
+    let recent = state.remediations_24h(now).len();
+    crate::outln!(
+        "Counts: {} verified fix(es) in 24 h (the sum of the agents' fixed above) among {recent} remediation(s) in 24 h",
+        state.verified_fixes_24h(now)
+    );
     match sb.ops_status() {
         Some(v) => {
             let incidents = v["incidents"].as_array().cloned().unwrap_or_default();

@@ -364,6 +364,17 @@ impl Incident {
     }
 }
 
+/// An incident in human words for terminals and alert text (issue 9, one vocabulary): `<kind_label> (<target>
+/// <targetId>)`, e.g. `display offline (display d1)`; the target part is left out when it adds nothing (empty, or
+/// equal to its kind: not `backup backup`). JSON and the state keep the ids.
+pub fn incident_words(kind: &str, target: &str, target_id: &str) -> String {
+    if target_id.is_empty() || target_id == target {
+        kind_label(kind)
+    } else {
+        format!("{} ({target} {target_id})", kind_label(kind))
+    }
+}
+
 /// Human words for an incident type of the catalogue (agents.md section 3), the one vocabulary of the screen: the
 /// demo summary, `status`, the agents' report lines and the alerts (design/style.md). `service-down` → `service
 /// down`, `deleted_playlist_schedule` → `schedule of a deleted playlist`. A type not in the catalogue (another
@@ -461,6 +472,48 @@ pub fn incident_id(agent: AgentName, kind: &str, target_id: &str) -> String {
 pub fn parse_incident_id(id: &str) -> Option<(&str, &str, &str)> {
     let mut it = id.splitn(3, ':');
     Some((it.next()?, it.next()?, it.next()?))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The counts (README "What the counts mean", agents.md 2.3, 7.2): one definition each, used by the agents' results,
+// the reporter's summary and alerts, `status` and the demo, so that they agree by construction.
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Window of "in the last 24 h" counts (agents.md 7.2, 7.3): 24 hours before `now`.
+pub const COUNT_WINDOW_HOURS: i64 = 24;
+
+/// Whether a remediation counts as a **fix**: its verification verdict is `verified: true` (agents.md 2.3; a sent
+/// command or an unverified mutation is never a fix).
+pub fn is_verified_fix(r: &RemediationAction) -> bool {
+    r.verified == Some(true)
+}
+
+/// **fixed** of one run (`issuesFixed`): the verified remediations among `remediations` (this run's actions).
+pub fn verified_fix_count(remediations: &[RemediationAction]) -> u32 {
+    remediations.iter().filter(|r| is_verified_fix(r)).count() as u32
+}
+
+/// **remediations in 24 h**: the entries of `remediations` (the state's `recentRemediations`) whose `timestamp` lies
+/// within [`COUNT_WINDOW_HOURS`] before `now`, in their order; an unparseable timestamp is not counted (it is kept in
+/// the state, agents.md 4.4).
+pub fn remediations_24h(
+    remediations: &[RemediationAction],
+    now: DateTime<Utc>,
+) -> Vec<&RemediationAction> {
+    let since = now - chrono::Duration::hours(COUNT_WINDOW_HOURS);
+    remediations
+        .iter()
+        .filter(|r| parse_ts(&r.timestamp).is_some_and(|t| t >= since))
+        .collect()
+}
+
+/// **verified fixes in 24 h**: the [`remediations_24h`] that are [`is_verified_fix`]. Equals the sum of the agents'
+/// `issuesFixed` over their runs of the last 24 h while no remediation has been pruned (agents.md 4.7).
+pub fn verified_fixes_24h(remediations: &[RemediationAction], now: DateTime<Utc>) -> usize {
+    remediations_24h(remediations, now)
+        .into_iter()
+        .filter(|r| is_verified_fix(r))
+        .count()
 }
 
 /// A remediation action (agents.md 2.3). `before`/`after` are small projections (5.8).
@@ -591,6 +644,16 @@ impl OpsState {
             extra: Map::new(),
             parse_problems: Vec::new(),
         }
+    }
+
+    /// **remediations in 24 h** of this state ([`remediations_24h`] over `recentRemediations`).
+    pub fn remediations_24h(&self, now: DateTime<Utc>) -> Vec<&RemediationAction> {
+        remediations_24h(&self.recent_remediations, now)
+    }
+
+    /// **verified fixes in 24 h** of this state ([`verified_fixes_24h`] over `recentRemediations`).
+    pub fn verified_fixes_24h(&self, now: DateTime<Utc>) -> usize {
+        verified_fixes_24h(&self.recent_remediations, now)
     }
 
     /// The status computed from the incidents (agents.md 2.4).

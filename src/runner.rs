@@ -327,7 +327,9 @@ pub async fn run_agent(
         timestamp: ts(ended),
         duration_ms: t0.elapsed().as_millis() as u64,
         issues_found,
-        issues_fixed: outcome.fixed,
+        // One definition of "fixed" (README "What the counts mean", agents.md 2.3): the run's verified
+        // remediations, the same predicate the reporter's "verified fixes in 24 h" and `status` count.
+        issues_fixed: crate::model::verified_fix_count(&outcome.remediations),
         issues_escalated: escalated,
         incidents: outcome.incidents.clone(),
         info_found: Some(info_found),
@@ -413,7 +415,7 @@ pub async fn run_agent(
         format!(
             "run {run_id} done: found={} fixed={} escalated={} resolved={} exit={exit_code} ({} ms)",
             issues_found,
-            outcome.fixed,
+            written.issues_fixed,
             escalated,
             written.issues_resolved.unwrap_or(0),
             t0.elapsed().as_millis()

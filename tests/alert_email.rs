@@ -190,11 +190,11 @@ async fn digest_reaches_the_sink_with_subject_both_parts_incidents_and_escaping(
     // Incident lines: escalated first, then critical, then warning; resolved and info absent.
     let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("- ")).collect();
     assert!(
-        lines[0].starts_with("- warning | escalated | service-down | service:vizora-api"),
+        lines[0].starts_with("- warning | escalated | service down | service:vizora-api"),
         "{lines:?}"
     );
     assert!(
-        lines[1].starts_with("- critical | open | service-down | service:vizora-web"),
+        lines[1].starts_with("- critical | open | service down | service:vizora-web"),
         "{lines:?}"
     );
     assert!(lines[2].contains("service:vizora-rt"), "{lines:?}");

@@ -239,7 +239,7 @@ async fn status_alert_escapes_incident_text_and_names_worthy_incidents() {
     assert_eq!(atts[0]["color"], "danger");
     assert_eq!(
         atts[1]["title"],
-        "CRITICAL: service-down (service a&lt;b&gt;)"
+        "CRITICAL: service down (service a&lt;b&gt;)"
     );
     assert_eq!(atts[1]["text"], NASTY_ESCAPED);
     assert_eq!(atts[1]["fields"][0]["value"], "restart &lt;it&gt;");

@@ -445,7 +445,8 @@ async fn demo_counts_agree_and_incident_types_are_in_human_words() {
         .filter(|l| l.contains(": closed by the verified fix"))
         .count() as u32;
     assert_eq!(closed_lines, count_after(header, "closed"), "{out}");
-    // Human words on screen: no catalogue type id in the report lines (the "alert names" line lists incident ids).
+    // Human words on screen: no catalogue type id anywhere in the demo output (report lines, the "alert names"
+    // line, the captured alerts).
     for id in [
         "deleted_playlist_schedule",
         "past_end_schedule",
@@ -455,8 +456,23 @@ async fn demo_counts_agree_and_incident_types_are_in_human_words() {
         "coverage_gap",
         "service-down",
         "pm2-errored",
+        "schedule-playlist-deleted",
+        "display_offline",
+        "display_never_paired",
+        "location_offline",
+        "no_content",
+        "storage_high",
+        "oversized_file",
+        "missing_thumbnail",
+        "expired_content",
+        "orphaned_content",
+        "db-not-configured",
+        "backup-not-configured",
+        "fleet-manager:",
+        "content-lifecycle:",
+        "schedule-doctor:",
     ] {
-        for l in out.lines().filter(|l| !l.contains("alert names")) {
+        for l in out.lines() {
             assert!(!l.contains(id), "raw type {id} on screen: {l}");
         }
     }
@@ -465,4 +481,45 @@ async fn demo_counts_agree_and_incident_types_are_in_human_words() {
         "{out}"
     );
     assert!(!out.contains("— (was"), "{out}");
+}
+
+#[tokio::test]
+async fn rejected_process_name_log_line_gives_the_real_reason_not_always_characters_outside() {
+    // `--help` has only allowed characters: the reason is its leading '-', which the log line must say.
+    let sb = sandbox_with(vizora_ops::sandbox::DEMO_FIXTURE).await;
+    let d = tempfile::tempdir().unwrap();
+    let mw = format!("{}/api/v1/health/ready", sb.api_url);
+    let rt = format!("{}/api/health/ready", sb.realtime_url);
+    let web = format!("{}/", sb.web_url);
+    let vars = [
+        ("OPS_PROCESS_MANAGER", "sandbox"),
+        ("OPS_SANDBOX_CONTROL_URL", sb.control_url.as_str()),
+        ("OPS_MIDDLEWARE_PROBE_URL", mw.as_str()),
+        ("OPS_REALTIME_PROBE_URL", rt.as_str()),
+        ("OPS_WEB_PROBE_URL", web.as_str()),
+        ("OPS_HOST_MEMORY_THRESHOLD_PCT", "100"),
+        ("OPS_PM2_APP_WEB", "--help"),
+    ];
+    let o = run(
+        d.path(),
+        &vars,
+        &["run", "health-guardian"],
+        Duration::from_secs(60),
+    )
+    .await;
+    // Log lines go to stdout or stderr depending on the level routing: look at both.
+    let err = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    let line = err
+        .lines()
+        .find(|l| l.contains("rejected process name or id for web"))
+        .unwrap_or_else(|| panic!("no rejection line in {err}"));
+    assert!(line.contains("starts with '-'"), "{line}");
+    assert!(!line.contains("characters outside"), "{line}");
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("rejected process name or id for"))
+            .count(),
+        1,
+        "{err}"
+    );
 }

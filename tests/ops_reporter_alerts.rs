@@ -48,7 +48,7 @@ async fn transitions_alert_in_both_directions_and_recovery_is_never_emailed() {
     assert!(
         h::titles(&d[0])
             .iter()
-            .any(|x| x == "WARNING: display_offline (display d1)"),
+            .any(|x| x == "WARNING: display offline (display d1)"),
         "{:?}",
         h::titles(&d[0])
     );
@@ -195,7 +195,7 @@ async fn a_severity_rise_or_an_escalation_alerts_at_once_with_the_attempt_histor
     assert_eq!(d.len(), 2, "{:?}", r.report);
     assert_eq!(
         h::titles(&d[1])[1..],
-        ["CRITICAL: high-memory (display vizora-api:0)".to_string()]
+        ["CRITICAL: process memory high (display vizora-api:0)".to_string()]
     );
     assert_eq!(
         env.incident(&b_id).alerted_severity,
@@ -233,7 +233,7 @@ async fn a_severity_rise_or_an_escalation_alerts_at_once_with_the_attempt_histor
     let att = &d[2]["attachments"][1];
     assert_eq!(
         att["title"],
-        "CRITICAL, escalated: high-memory (display vizora-api:0)"
+        "CRITICAL, escalated: process memory high (display vizora-api:0)"
     );
     let text = att["text"].as_str().unwrap();
     assert!(
@@ -364,7 +364,7 @@ async fn a_persisting_critical_is_realerted_on_the_run_about_an_hour_later() {
     assert!(
         h::titles(&d[1])
             .iter()
-            .any(|x| x.starts_with("CRITICAL: backup-stale")),
+            .any(|x| x.starts_with("CRITICAL: backup stale")),
         "the critical incident is named again"
     );
     assert!(report_has(&r, "CRITICAL re-alert"), "{:?}", r.report);

@@ -271,7 +271,7 @@ async fn incident_text_cannot_format_link_or_mention_in_slack() {
         att["text"],
         "Disk &lt;http://x&gt; *bold* &amp; co &lt;!channel&gt;"
     );
-    assert_eq!(att["title"], "WARNING: oversized_file (display c&lt;1&gt;)");
+    assert_eq!(att["title"], "WARNING: oversized file (display c&lt;1&gt;)");
     for a in d[0]["attachments"].as_array().unwrap() {
         assert_eq!(a["mrkdwn_in"], Value::Array(vec![]));
     }

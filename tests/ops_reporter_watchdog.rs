@@ -87,7 +87,7 @@ async fn a_silent_agent_raises_agent_silent_and_it_resolves_when_the_agent_runs_
     assert!(
         h::titles(&d[0])
             .iter()
-            .any(|x| x == "WARNING: agent-silent (agent fleet-manager)")
+            .any(|x| x == "WARNING: agent silent (agent fleet-manager)")
     );
     assert!(
         r.report

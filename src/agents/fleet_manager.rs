@@ -509,18 +509,20 @@ pub fn last_reload(state: &OpsState, display_id: &str) -> Option<DateTime<Utc>> 
 pub struct RunCounts {
     /// Fleet commands the API accepted.
     pub sent: u64,
-    /// Reloads of offline displays whose verification read answered.
+    /// Reloads whose verification read answered (kept in the stats JSON for older readers; not a count on screen).
     pub verified: u64,
-    /// Of those, the ones that showed a fresh heartbeat.
+    /// Reloads whose verification saw a fresh heartbeat (**reconnected**, README "What the counts mean"); every
+    /// other sent reload is **not reconnected** (sent − reconnected).
     pub reconnected: u64,
 }
 
 /// `stats.reconnect` after this run: the previous object (`prev`, from the last AgentResult) with daily buckets older
 /// than 7 days (counting `today`) dropped and today's bucket increased by `run`. Shape:
-/// `{"windowDays":7,"commandsSent","verified","reconnected","successRate","daily":[{"date","sent","reconnected",
-/// "verified"}]}`; totals are sums over `daily` (dates `YYYY-MM-DD`, UTC, ascending); `successRate` =
-/// reconnected / verified as a fraction 0–1 (3 decimals), `null` when nothing was verified. Malformed entries of
-/// `prev` are dropped.
+/// `{"windowDays":7,"commandsSent","verified","reconnected","notReconnected","successRate","daily":[{"date","sent",
+/// "reconnected","verified"}]}`; totals are sums over `daily` (dates `YYYY-MM-DD`, UTC, ascending);
+/// `notReconnected` = commandsSent − reconnected; `successRate` = reconnected / commandsSent as a fraction 0–1
+/// (3 decimals), `null` when nothing was sent (README "What the counts mean", agents.md 6.3.6). Malformed entries
+/// of `prev` are dropped.
 pub fn update_reconnect_stats(prev: Option<&Value>, today: NaiveDate, run: RunCounts) -> Value {
     let oldest = today - Duration::days(STATS_WINDOW_DAYS - 1);
     let mut days: Vec<(NaiveDate, u64, u64, u64)> = Vec::new();
@@ -561,10 +563,10 @@ pub fn update_reconnect_stats(prev: Option<&Value>, today: NaiveDate, run: RunCo
     let sent: u64 = days.iter().map(|d| d.1).sum();
     let reconnected: u64 = days.iter().map(|d| d.2).sum();
     let verified: u64 = days.iter().map(|d| d.3).sum();
-    let rate = if verified == 0 {
+    let rate = if sent == 0 {
         Value::Null
     } else {
-        let r = (reconnected as f64 / verified as f64).min(1.0);
+        let r = (reconnected as f64 / sent as f64).min(1.0);
         json!((r * 1000.0).round() / 1000.0)
     };
     json!({
@@ -572,6 +574,7 @@ pub fn update_reconnect_stats(prev: Option<&Value>, today: NaiveDate, run: RunCo
         "commandsSent": sent,
         "verified": verified,
         "reconnected": reconnected,
+        "notReconnected": sent.saturating_sub(reconnected),
         "successRate": rate,
         "daily": days.iter().map(|(d, s, r, v)| json!({
             "date": d.format("%Y-%m-%d").to_string(),
@@ -584,8 +587,9 @@ pub fn update_reconnect_stats(prev: Option<&Value>, today: NaiveDate, run: RunCo
 
 /// The lines `vizora-ops status` prints for fleet-manager's reconnect statistics. Accepts the agent's whole `stats`
 /// object (`{"reconnect": {...}}`) or the `reconnect` object itself; returns no line when neither holds statistics.
-/// Example: `fleet reconnects (last 7 days): 4 reload(s) sent, 3 verified, 2 reconnected, success rate 66.7%`, then
-/// one `  <date>: <sent> sent, <reconnected> reconnected` line per day with activity.
+/// Example: `fleet reconnects (last 7 days): 3 reload(s) sent, 2 reconnected, 1 not reconnected, success rate 66.7%`
+/// (sent = reconnected + not reconnected, rate = reconnected / sent), then one
+/// `  <date>: <sent> sent, <reconnected> reconnected, <n> not reconnected` line per day with activity.
 pub fn reconnect_summary(stats: &Value) -> Vec<String> {
     let r = match stats.get("reconnect") {
         Some(r) if r.is_object() => r,
@@ -594,15 +598,20 @@ pub fn reconnect_summary(stats: &Value) -> Vec<String> {
     };
     let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
     let days = r.get("windowDays").and_then(Value::as_u64).unwrap_or(7);
-    let rate = match r.get("successRate").and_then(Value::as_f64) {
-        Some(x) => format!("success rate {:.1}%", x * 100.0),
-        None => "success rate n/a (nothing verified)".to_string(),
+    // Computed here from sent and reconnected, not read, so that the line adds up whatever an older writer stored.
+    let (sent, reconnected) = (n("commandsSent"), n("reconnected").min(n("commandsSent")));
+    let rate = if sent == 0 {
+        "success rate n/a (nothing sent)".to_string()
+    } else {
+        format!(
+            "success rate {:.1}%",
+            reconnected as f64 * 100.0 / sent as f64
+        )
     };
     let mut out = vec![format!(
-        "fleet reconnects (last {days} days): {} reload(s) sent, {} verified, {} reconnected, {rate}",
-        n("commandsSent"),
-        n("verified"),
-        n("reconnected"),
+        "fleet reconnects (last {days} days): {sent} reload(s) sent, {reconnected} reconnected, {} not reconnected, \
+         {rate}",
+        sent - reconnected,
     )];
     if let Some(Value::Array(daily)) = r.get("daily") {
         for e in daily {
@@ -610,11 +619,11 @@ pub fn reconnect_summary(stats: &Value) -> Vec<String> {
             if g("sent") == 0 && g("reconnected") == 0 {
                 continue;
             }
+            let (ds, dr) = (g("sent"), g("reconnected").min(g("sent")));
             out.push(format!(
-                "  {}: {} sent, {} reconnected",
+                "  {}: {ds} sent, {dr} reconnected, {} not reconnected",
                 e.get("date").and_then(Value::as_str).unwrap_or("?"),
-                g("sent"),
-                g("reconnected")
+                ds - dr
             ));
         }
     }
@@ -1461,10 +1470,10 @@ impl FleetRun<'_> {
                             p.before_heartbeat.is_none_or(|b| h > b)
                                 && age_s(vnow, h) < self.th.offline_s
                         });
-                        if p.offline {
-                            self.counts.verified += 1;
-                            self.counts.reconnected += u64::from(fresh);
-                        }
+                        // Every sent reload is judged (offline or error reset alike), so that sent =
+                        // reconnected + not reconnected (README "What the counts mean").
+                        self.counts.verified += 1;
+                        self.counts.reconnected += u64::from(fresh);
                         let show =
                             |t: Option<DateTime<Utc>>| t.map(ts).unwrap_or_else(|| "none".into());
                         (
@@ -1505,13 +1514,13 @@ impl FleetRun<'_> {
                         ));
                     }
                     _ => self.o.note(format!(
-                        "reload of \"{}\" verification: {} ({detail})",
+                        "reload of \"{}\": {} ({detail})",
                         p.label,
                         // A fresh heartbeat, not `status` (which the error reset sets to offline; 6.0).
                         if ok {
-                            "fresh heartbeat"
+                            "reconnected (fresh heartbeat)"
                         } else {
-                            "no fresh heartbeat"
+                            "not reconnected (no fresh heartbeat)"
                         }
                     )),
                 }
@@ -1553,8 +1562,11 @@ impl FleetRun<'_> {
         }
         if !fixed_items.is_empty() {
             // A fix notification (7.6): Slack only, never stamped.
+            // The same numbers as the run's summary (README "What the counts mean"): fixed = verified
+            // remediations, closed = the incidents they closed.
             let summary = format!(
-                "{} display problem(s) fixed and verified",
+                "{} verified fix(es) closed {} display incident(s)",
+                crate::model::verified_fix_count(&self.o.remediations),
                 fixed_items.len()
             );
             let _ = ctx
@@ -2185,7 +2197,7 @@ mod tests {
     }
 
     #[test]
-    fn success_rate_is_null_when_nothing_was_verified() {
+    fn success_rate_is_reconnected_over_sent_and_null_when_nothing_was_sent() {
         let today = NaiveDate::from_ymd_opt(2026, 8, 26).unwrap();
         let s = update_reconnect_stats(
             None,
@@ -2196,14 +2208,19 @@ mod tests {
             },
         );
         assert_eq!(s["commandsSent"], 2);
-        assert!(s["successRate"].is_null());
+        assert_eq!(s["successRate"], 0.0);
+        assert_eq!(s["notReconnected"], 2);
         let lines = reconnect_summary(&json!({ "reconnect": s }));
         assert_eq!(
             lines[0],
-            "fleet reconnects (last 7 days): 2 reload(s) sent, 0 verified, 0 reconnected, success rate n/a \
-             (nothing verified)"
+            "fleet reconnects (last 7 days): 2 reload(s) sent, 0 reconnected, 2 not reconnected, success rate 0.0%"
         );
-        assert_eq!(lines[1], "  2026-08-26: 2 sent, 0 reconnected");
+        assert_eq!(
+            lines[1],
+            "  2026-08-26: 2 sent, 0 reconnected, 2 not reconnected"
+        );
+        let none = update_reconnect_stats(None, today, RunCounts::default());
+        assert!(none["successRate"].is_null());
     }
 
     #[test]
@@ -2213,7 +2230,8 @@ mod tests {
         assert_eq!(
             reconnect_summary(&s),
             vec![
-                "fleet reconnects (last 7 days): 4 reload(s) sent, 3 verified, 2 reconnected, success rate 66.7%"
+                "fleet reconnects (last 7 days): 4 reload(s) sent, 2 reconnected, 2 not reconnected, success rate \
+                 50.0%"
                     .to_string()
             ]
         );
@@ -2628,10 +2646,13 @@ mod tests {
         assert_eq!(e.status, IncidentStatus::Resolved);
         assert_eq!(e.attempts, 1);
         assert_eq!(o.fixed, 1);
+        // Every sent reload is judged, so that sent = reconnected + not reconnected (README "What the counts mean").
+        let r = &o.stats.as_ref().unwrap()["reconnect"];
+        assert_eq!(r["commandsSent"], 1);
         assert_eq!(
-            o.stats.as_ref().unwrap()["reconnect"]["verified"],
-            0,
-            "an online display's reload is no reconnect sample"
+            r["reconnected"].as_u64().unwrap() + r["notReconnected"].as_u64().unwrap(),
+            1,
+            "{r}"
         );
     }
 

@@ -798,9 +798,11 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
             .unwrap_or_default();
             let valid = procman::validate_name(&name).is_ok();
             if !valid {
+                // The actual reason (empty, leading '-', `all`, characters), not always "characters outside …".
+                let why = crate::config::process_name::process_name_problem(&name)
+                    .unwrap_or("it is not a valid process name");
                 ctx.error(format!(
-                    "rejected process name or id for {}: {:?} has characters outside [A-Za-z0-9._@:-]; no command \
-                     will name it",
+                    "rejected process name or id for {}: {:?}: {why}; no command will name it",
                     svc.key(),
                     name.chars().take(64).collect::<String>()
                 ));
@@ -951,9 +953,10 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         let gate: Result<(), String> = if !app.valid {
             w.inc.error = Some("rejected process name or id".into());
             Err(format!(
-                "the configured app name of {} is rejected (characters outside [A-Za-z0-9._@:-]); fix the \
-                 configuration and restart it by hand",
-                svc.key()
+                "the configured app name of {} is rejected ({}); fix the configuration and restart it by hand",
+                svc.key(),
+                crate::config::process_name::process_name_problem(&app.name)
+                    .unwrap_or("it is not a valid process name")
             ))
         } else if listed.is_err() {
             Err(format!(
@@ -1179,8 +1182,11 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
                 };
                 if !app.valid {
                     w.inc.error = Some("rejected process name or id".into());
-                    w.inc.remediation =
-                        "the process name is rejected (characters outside [A-Za-z0-9._@:-]); no command".into();
+                    w.inc.remediation = format!(
+                        "the process name is rejected ({}); no command",
+                        crate::config::process_name::process_name_problem(&app.name)
+                            .unwrap_or("it is not a valid process name")
+                    );
                     planner.works.push(w);
                     continue;
                 }

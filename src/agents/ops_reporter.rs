@@ -34,7 +34,6 @@ use super::{AgentContext, AgentOutcome, StateHook, WriteMode};
 use crate::alert::{
     Alerter, Channel, DeliveryOutcome, EntryKind, IncidentRef, StatusDelivery, StatusRequest,
     dashboard, decide, decision::DecisionInput, email, outbox, slack, stamp_incidents,
-    verified_fixes_24h,
 };
 use crate::clock::age_s;
 use crate::config::Config;
@@ -528,7 +527,8 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     let previous = last_reported_status(snapshot);
     let last_alert = snapshot.last_run_at(LAST_ALERT_KEY);
     let (c, w, e) = slack::active_counts(view.incidents.iter());
-    let fixes = verified_fixes_24h(&view.recent_remediations, now);
+    // One definition (README "What the counts mean"): the same function as `status` and the demo.
+    let fixes = view.verified_fixes_24h(now);
     o.note(format!(
         "status {status} ({}): {c} critical, {w} warning active ({e} escalated); {fixes} verified fix(es) in 24 h",
         match previous {
@@ -593,11 +593,20 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     } else {
         o.note(format!("status alert due: {}", decision.reason));
         if !decision.alert_worthy.is_empty() {
-            let names: Vec<&str> = decision
+            // Human words and targets, not incident ids (issue 9, one vocabulary).
+            let names: Vec<String> = decision
                 .alert_worthy
                 .iter()
                 .take(5)
-                .map(String::as_str)
+                .map(|id| match alert_view.iter().find(|i| &i.id == id) {
+                    Some(i) => crate::model::incident_words(&i.kind, &i.target, &i.target_id),
+                    None => match crate::model::parse_incident_id(id) {
+                        Some((_, kind, target_id)) => {
+                            format!("{} ({target_id})", crate::model::kind_label(kind))
+                        }
+                        None => id.clone(),
+                    },
+                })
                 .collect();
             let more = decision.alert_worthy.len().saturating_sub(names.len());
             o.note(format!(

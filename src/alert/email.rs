@@ -113,7 +113,8 @@ pub fn build_digest(
             "- {} | {} | {} | {}:{} | {} | attempts {} | since {}\n",
             i.severity.as_str(),
             i.status.as_str(),
-            i.kind,
+            // Human words for the type (issue 9, one vocabulary); the target column keeps the ids.
+            crate::model::kind_label(&i.kind),
             i.target,
             i.target_id,
             i.message,
@@ -168,7 +169,7 @@ pub fn build_digest(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
                 h(i.severity.as_str()),
                 h(i.status.as_str()),
-                h(&i.kind),
+                h(&crate::model::kind_label(&i.kind)),
                 h(&format!("{}:{}", i.target, i.target_id)),
                 h(&i.message),
                 i.attempts,

@@ -28,7 +28,7 @@ use crate::logging;
 use crate::model::{
     AgentName, Incident, IncidentStatus, RemediationAction, Severity, SystemStatus, parse_ts, ts,
 };
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -101,15 +101,9 @@ pub fn stamp_incidents(
     n
 }
 
-/// `recentRemediations` with `verified: true` whose `timestamp` lies in the 24 h before `now`.
-pub fn verified_fixes_24h(remediations: &[RemediationAction], now: DateTime<Utc>) -> usize {
-    let since = now - ChronoDuration::hours(24);
-    remediations
-        .iter()
-        .filter(|r| r.verified == Some(true))
-        .filter(|r| parse_ts(&r.timestamp).is_some_and(|t| t >= since))
-        .count()
-}
+/// `recentRemediations` with `verified: true` whose `timestamp` lies in the 24 h before `now`: the one definition of
+/// [`crate::model::verified_fixes_24h`] (README "What the counts mean"), re-exported for the alert builders.
+pub use crate::model::verified_fixes_24h;
 
 /// This machine's host name (footer of Slack messages and digests); `unknown-host` if it cannot be read.
 pub fn local_hostname() -> String {

@@ -170,7 +170,8 @@ pub fn active_counts<'a>(
 }
 
 /// The attachment of one alert-worthy incident: coloured by severity, title
-/// `<SEVERITY>[, escalated]: <type> (<target> <targetId>)`, text = message, fields Remediation, Attempts, Since.
+/// `<SEVERITY>[, escalated]: <type in words> (<target> <targetId>)` ([`crate::model::incident_words`], issue 9: one
+/// vocabulary), text = message, fields Remediation, Attempts, Since.
 pub fn incident_attachment(i: &Incident, host: &str, now: DateTime<Utc>) -> Value {
     let esc = if i.status == IncidentStatus::Escalated {
         ", escalated"
@@ -178,11 +179,9 @@ pub fn incident_attachment(i: &Incident, host: &str, now: DateTime<Utc>) -> Valu
         ""
     };
     let title = format!(
-        "{}{esc}: {} ({} {})",
+        "{}{esc}: {}",
         i.severity.as_str().to_ascii_uppercase(),
-        i.kind,
-        i.target,
-        i.target_id
+        crate::model::incident_words(&i.kind, &i.target, &i.target_id)
     );
     attachment(
         severity_color(&i.severity),
@@ -539,10 +538,10 @@ mod tests {
         assert_eq!(
             titles,
             vec![
-                "WARNING, escalated: service-down (service e)",
-                "CRITICAL: service-down (service c)",
-                "WARNING: service-down (service w-new)",
-                "WARNING: service-down (service w-old)",
+                "WARNING, escalated: service down (service e)",
+                "CRITICAL: service down (service c)",
+                "WARNING: service down (service w-new)",
+                "WARNING: service down (service w-old)",
             ]
         );
         assert_eq!(atts[1]["footer"], "vizora-ops | ops-1");
