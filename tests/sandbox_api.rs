@@ -1242,7 +1242,10 @@ async fn control_api_nested_in_the_one_router_answers_as_before() {
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
         let b: Value = r.json().await.unwrap();
         assert!(
-            b["error"].as_str().unwrap_or("").starts_with("invalid JSON: "),
+            b["error"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("invalid JSON: "),
             "{path}: {b}"
         );
     }
