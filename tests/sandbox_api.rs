@@ -1199,3 +1199,105 @@ async fn every_wait_says_what_for_and_until_when_once_per_wait() {
     }
     sb.shutdown().await;
 }
+
+/// Issue 10: the control API moved from a hand-routed branch of the API handler into an axum router nested under
+/// `/__sandbox` (`src/sandbox/router.rs`). Its answers stay as they were: the index with and without the trailing
+/// slash, 404 `{error}` for an unknown route or method, 400 for a body that is not JSON on any route, never recorded,
+/// never hit by an API fault, and still answering while the API service is down.
+#[tokio::test]
+async fn control_api_nested_in_the_one_router_answers_as_before() {
+    let sb = start(false).await;
+    let c = client();
+    for url in [sb.control_url.clone(), format!("{}/", sb.control_url)] {
+        let r = c.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{url}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["routes"].as_array().map(Vec::len), Some(20), "{url}: {b}");
+        assert_eq!(b["services"]["api"]["state"], "healthy", "{url}: {b}");
+    }
+    for (method, path) in [
+        (reqwest::Method::GET, "/nope"),
+        (reqwest::Method::DELETE, "/clock"),
+        (reqwest::Method::GET, "/services/api/restart"),
+    ] {
+        let r = c
+            .request(method.clone(), format!("{}{path}", sb.control_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap(),
+            json!({ "error": format!("unknown control route: {method} /__sandbox{path}") })
+        );
+    }
+    for path in ["/clock", "/requests/clear"] {
+        let r = c
+            .post(format!("{}{path}", sb.control_url))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        let b: Value = r.json().await.unwrap();
+        assert!(
+            b["error"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("invalid JSON: "),
+            "{path}: {b}"
+        );
+    }
+    // A fault matching every path of the API port applies to the API only.
+    control(
+        &c,
+        &sb,
+        "/faults",
+        json!({ "path": "*", "status": 500, "count": 3 }),
+    )
+    .await;
+    let r = c
+        .get(format!("{}/clock", sb.control_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = c
+        .get(format!("{}/api/v1/health", sb.api_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    control(&c, &sb, "/faults/clear", json!({})).await;
+    // The API down: its requests fail, the control API still answers and brings it back.
+    control(&c, &sb, "/services/api", json!({ "state": "down" })).await;
+    match c.get(format!("{}/api/v1/health", sb.api_url)).send().await {
+        Ok(r) => assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE),
+        Err(e) => assert!(e.is_connect() || e.is_request(), "{e:?}"),
+    }
+    let svcs: Value = client()
+        .get(format!("{}/services", sb.control_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(svcs["api"]["state"], "down", "{svcs}");
+    control(&c, &sb, "/services/api/restart", json!({})).await;
+    let r = client()
+        .get(format!("{}/api/v1/health", sb.api_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let log = sb.requests();
+    assert!(
+        log.iter().all(|r| !r.path.starts_with("/__sandbox")),
+        "control requests are never recorded: {:?}",
+        log.iter().map(|r| &r.path).collect::<Vec<_>>()
+    );
+    assert!(log.iter().any(|r| r.path == "/api/v1/health"));
+    sb.shutdown().await;
+}

@@ -8,7 +8,8 @@
 //! - the realtime gateway on N+2 (`/api/health`, `/api/health/ready`, `/api/health/live`).
 //!
 //! A control API under `/__sandbox/` on the API port (JSON, no auth, never throttled, never recorded) injects faults,
-//! moves time and reads every API request received (route table in `src/sandbox/control.rs`); the same effects are
+//! moves time and reads every API request received (route table in `src/sandbox/control.rs`, nested beside the API in
+//! the one router of `src/sandbox/router.rs`); the same effects are
 //! available in process through the methods of [`Sandbox`].
 //!
 //! Time: at load every ISO-8601 UTC timestamp string of the fixture is shifted by `now − capturedAt`, so every age
@@ -21,6 +22,8 @@ mod control;
 mod index;
 mod model;
 mod net;
+mod respond;
+mod router;
 mod services;
 mod store;
 mod throttle;
@@ -322,6 +325,9 @@ pub(crate) struct Shared {
     pub asset_css: String,
     pub rt: tokio::runtime::Handle,
     pub me: Mutex<std::sync::Weak<Shared>>,
+    /// Builds the app of a service (`router::app`); `services` calls it to listen, so it needs no import of the
+    /// router (which nests the control API, which drives `services`).
+    pub app: fn(&Arc<Shared>, Service) -> axum::Router,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -507,6 +513,7 @@ impl Sandbox {
             asset_css: format!("/_next/static/css/{}.css", random_hex(8)),
             rt: tokio::runtime::Handle::current(),
             me: Mutex::new(std::sync::Weak::new()),
+            app: router::app,
         });
         *lock(&shared.me) = Arc::downgrade(&shared);
         let [a, w, r] = [a, w, r];

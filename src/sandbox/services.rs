@@ -4,27 +4,16 @@
 //! (both served with content). Realtime (N+2): `/api/health` (always 200 with `status`), `/api/health/ready`
 //! (200 `{status:"ready",ready:true}` or 503 `{status:"not ready",ready:false}`), `/api/health/live`, `/api/status`.
 
-use super::api::{Resp, fault_response};
 use super::net::{ConnInfo, Gate, SbListener};
+use super::respond::{Resp, fault_response};
 use super::time::fmt_ms;
 use super::{Service, ServiceState, ServiceStatus, Shared, lock};
-use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::Response;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-fn router(sh: &Arc<Shared>, svc: Service) -> Router {
-    match svc {
-        Service::Api => Router::new()
-            .fallback(super::api::entry)
-            .with_state(sh.clone()),
-        Service::Web => Router::new().fallback(web).with_state(sh.clone()),
-        Service::Realtime => Router::new().fallback(realtime).with_state(sh.clone()),
-    }
-}
 
 /// Starts serving `svc` on an already bound listener.
 pub(crate) fn spawn(
@@ -40,7 +29,9 @@ pub(crate) fn spawn(
         gate: gate.clone(),
         global: sh.global.clone(),
     };
-    let app = router(sh, svc).into_make_service_with_connect_info::<ConnInfo>();
+    // The app comes from `Shared::app` (built in `super::router`), so this module, which the control API drives,
+    // never imports the router that nests the control API.
+    let app = (sh.app)(sh, svc).into_make_service_with_connect_info::<ConnInfo>();
     let task = sh.rt.spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -180,7 +171,8 @@ fn nest_404(method: &str, url: &str) -> Response {
     Resp::json(404, &json!({ "message": format!("Cannot {method} {url}"), "error": "Not Found", "statusCode": 404 })).into_response()
 }
 
-async fn web(
+/// The web page on N+1 (`/`, its two `/_next/static/` assets, Next's 404 page otherwise).
+pub(crate) async fn web(
     State(sh): State<Arc<Shared>>,
     ConnectInfo(ci): ConnectInfo<ConnInfo>,
     req: Request,
@@ -248,7 +240,8 @@ async fn web(
     )
 }
 
-async fn realtime(
+/// The realtime gateway on N+2 (`/api/health`, `/api/health/ready`, `/api/health/live`, `/api/status`).
+pub(crate) async fn realtime(
     State(sh): State<Arc<Shared>>,
     ConnectInfo(ci): ConnectInfo<ConnInfo>,
     req: Request,

@@ -268,6 +268,17 @@ impl Store {
         self.displays[di].last_heartbeat = hb;
     }
 
+    /// Reconnects display `di` at `now`: fresh heartbeat, `online`, live from then on (the control API's reconnect and
+    /// a fleet `reload` that reaches a merely disconnected player).
+    pub(crate) fn reconnect(&mut self, di: usize, now: i64) {
+        let d = &mut self.displays[di];
+        d.last_heartbeat = Some(now);
+        d.status = Arc::from("online");
+        d.live = true;
+        d.stay_offline = false;
+        d.updated_at = now;
+    }
+
     /// Replaces a playlist's items and keeps the content → playlist relation in step.
     pub(crate) fn set_playlist_items(&mut self, pi: usize, items: Vec<PlaylistItem>) {
         let old = std::mem::take(&mut self.playlists[pi].items);
