@@ -449,8 +449,9 @@ async fn one_malformed_state_element_is_kept_verbatim_instead_of_wiping_the_stat
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
     assert_eq!(v["computedStatus"], "DEGRADED");
     assert!(v["incidents"].as_array().unwrap().contains(&Value::Null));
+    // `status` exits by the computed status (agents.md 1.4): DEGRADED is 1, and it did not fail on the elements.
     let o = run(d.path(), &[], &["status"], Duration::from_secs(20)).await;
-    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -488,8 +489,9 @@ async fn a_symlinked_state_file_is_refused_and_never_replaced_by_a_regular_file(
         body,
         "target untouched"
     );
+    // An unreadable (here: refused) state file is "unknown" for `status`: exit 3 (agents.md 1.4).
     let o = run(d.path(), &[], &["status"], Duration::from_secs(20)).await;
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     // The generic atomic write refuses a symlink too (outbox, content cache, rate budget).
     let e = vizora_ops::state::atomic_write(&state_file(d.path()), b"{}", 0o644).unwrap_err();
     assert!(e.to_string().contains("symbolic link"), "{e}");
