@@ -6,33 +6,13 @@
 //!
 //! The helpers follow tests/bad_input.rs (an empty environment plus `PATH`, rooted in a temporary directory).
 
-use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 use vizora_ops::sandbox::{Sandbox, SandboxOptions};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vizora-ops");
-
-/// Runs the binary with an empty environment (plus `PATH`), rooted in `dir`, with `vars` set; fails the test instead
-/// of hanging after `limit`.
-async fn run(dir: &Path, vars: &[(&str, &str)], args: &[&str], limit: Duration) -> Output {
-    let mut c = tokio::process::Command::new(BIN);
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("OPS_ROOT_DIR", dir)
-        .env("OPS_LOG_DIR", dir.join("logs"))
-        .env("OPS_RATE_LIMIT_BACKEND", "memory")
-        .env("REDIS_URL", "redis://127.0.0.1:1")
-        .current_dir(dir)
-        .kill_on_drop(true);
-    for (k, v) in vars {
-        c.env(k, v);
-    }
-    tokio::time::timeout(limit, c.args(args).output())
-        .await
-        .unwrap_or_else(|_| panic!("vizora-ops {args:?} did not finish within {limit:?}"))
-        .expect("binary runs")
-}
+#[path = "support/bin.rs"]
+mod bin;
+use bin::{BIN, run};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
