@@ -7,10 +7,15 @@
 //! Reconnect statistics over a 7-day window live in `agentResults["fleet-manager"].stats.reconnect` (6.3.6);
 //! [`reconnect_summary`] renders them for `vizora-ops status`.
 //!
-//! The module is laid out as its rules: pure classification ([`classify`], [`location_key`],
-//! [`offline_locations`]), the command caps ([`CommandCaps`]), the statistics ([`update_reconnect_stats`]), then the
-//! run (observe → findings → remediate → verify → alert). It deliberately does not decide coverage gaps or fallback
-//! playlists: schedule-doctor owns those; `no_content` is informational only.
+//! It deliberately does not decide coverage gaps or fallback playlists: schedule-doctor owns those; `no_content` is
+//! informational only.
+//!
+//! Layout, one module per check (this file only sequences observe → findings → remediate → verify → alert and maps
+//! the result to the `AgentOutcome`): `observe` (the three walks, coverage, 2.5), `classify` (the pure heartbeat
+//! rules of 6.3.1: [`classify`], [`location_key`]), `locations` (6.3.2, [`offline_locations`]), `offline`
+//! (per-display incidents, 6.3.1), `no_content` (6.3.5), `command_caps` (6.3.3, [`CommandCaps`]), `remediate` (the
+//! pass over the candidates and mutation outcomes), `error_reset` (6.3.4), `reload` (6.3.3), `verify` (by heartbeat,
+//! 9.28), `drift` (catalogue 3.3), `escalation` (6.3.7), `stats` (6.3.6, [`update_reconnect_stats`]).
 
 mod classify;
 mod command_caps;

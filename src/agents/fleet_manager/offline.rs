@@ -56,68 +56,11 @@ impl FleetRun<'_> {
                     candidates.push(d);
                 }
                 Class::Persistent(a) => {
-                    let msg = match a {
-                        Some(a) => format!(
-                            "Display \"{}\" offline for {} min (last heartbeat {}; persistent threshold {} min)",
-                            d.label,
-                            minutes(a),
-                            d.heartbeat.as_deref().unwrap_or("none"),
-                            th.persistent_s / 60
-                        ),
-                        None => format!(
-                            "Display \"{}\" was paired ({}) but has never sent a heartbeat",
-                            d.label,
-                            d.paired_at.as_deref().unwrap_or("unknown time")
-                        ),
-                    };
-                    let mut inc = ctx.incident(
-                        DISPLAY_OFFLINE_PERSISTENT,
-                        Severity::Warning,
-                        "display",
-                        &d.id,
-                        msg.clone(),
-                        format!(
-                            "Escalated: a reload cannot reach a device that stays offline; check power and \
-                             network of the screen{} on site",
-                            d.location
-                                .as_deref()
-                                .map(|l| format!(" at \"{l}\""))
-                                .unwrap_or_default()
-                        ),
-                    );
-                    inc.status = IncidentStatus::Escalated;
-                    let off_id = id_for(DISPLAY_OFFLINE, &d.id);
-                    let superseded = self.prior_active(&off_id).map(|p| p.detected.clone());
-                    if self.prior_active(&inc.id).is_none() {
-                        if let Some(detected) = &superseded {
-                            inc.detected = detected.clone();
-                        }
-                        new_persistent.push(inc.id.clone());
+                    if let Some(id) = self.persistent(d, a) {
+                        new_persistent.push(id);
                     }
-                    if superseded.is_some() {
-                        self.o
-                            .resolve_suffix
-                            .insert(off_id, SUPERSEDED_SUFFIX.into());
-                    }
-                    self.o
-                        .note(format!("persistent offline (escalated): {msg}"));
-                    self.raised.put(inc);
                 }
-                Class::Unknown => {
-                    for t in [DISPLAY_OFFLINE, DISPLAY_OFFLINE_PERSISTENT, NO_CONTENT] {
-                        self.o.unexamined.insert(id_for(t, &d.id));
-                    }
-                    ctx.warn(format!(
-                        "display \"{}\" ({}): lastHeartbeat {:?} is unparseable; not examined",
-                        d.label,
-                        d.id,
-                        d.heartbeat.as_deref().unwrap_or("")
-                    ));
-                    self.o.note(format!(
-                        "not examined: \"{}\" has an unparseable lastHeartbeat",
-                        d.label
-                    ));
-                }
+                Class::Unknown => self.not_examined(d),
             }
             if d.error_status {
                 self.raised.put(ctx.incident(
@@ -134,5 +77,79 @@ impl FleetRun<'_> {
             }
         }
         (candidates, new_persistent)
+    }
+
+    /// Offline past `OPS_OFFLINE_PERSISTENT_MIN` (or paired without a heartbeat): escalated at once, no command;
+    /// supersedes an active `display_offline` and keeps its detection time (6.3.1). Returns the incident id when it
+    /// just became persistent (for the batched alert of 6.3.7).
+    fn persistent(&mut self, d: &Obs, a: Option<i64>) -> Option<String> {
+        let ctx = self.ctx;
+        let th = self.th;
+        let mut new_id = None;
+        let msg = match a {
+            Some(a) => format!(
+                "Display \"{}\" offline for {} min (last heartbeat {}; persistent threshold {} min)",
+                d.label,
+                minutes(a),
+                d.heartbeat.as_deref().unwrap_or("none"),
+                th.persistent_s / 60
+            ),
+            None => format!(
+                "Display \"{}\" was paired ({}) but has never sent a heartbeat",
+                d.label,
+                d.paired_at.as_deref().unwrap_or("unknown time")
+            ),
+        };
+        let mut inc = ctx.incident(
+            DISPLAY_OFFLINE_PERSISTENT,
+            Severity::Warning,
+            "display",
+            &d.id,
+            msg.clone(),
+            format!(
+                "Escalated: a reload cannot reach a device that stays offline; check power and \
+                 network of the screen{} on site",
+                d.location
+                    .as_deref()
+                    .map(|l| format!(" at \"{l}\""))
+                    .unwrap_or_default()
+            ),
+        );
+        inc.status = IncidentStatus::Escalated;
+        let off_id = id_for(DISPLAY_OFFLINE, &d.id);
+        let superseded = self.prior_active(&off_id).map(|p| p.detected.clone());
+        if self.prior_active(&inc.id).is_none() {
+            if let Some(detected) = &superseded {
+                inc.detected = detected.clone();
+            }
+            new_id = Some(inc.id.clone());
+        }
+        if superseded.is_some() {
+            self.o
+                .resolve_suffix
+                .insert(off_id, SUPERSEDED_SUFFIX.into());
+        }
+        self.o
+            .note(format!("persistent offline (escalated): {msg}"));
+        self.raised.put(inc);
+        new_id
+    }
+
+    /// An unparseable heartbeat: the display's per-display incidents are carried unexamined (2.5).
+    fn not_examined(&mut self, d: &Obs) {
+        let ctx = self.ctx;
+        for t in [DISPLAY_OFFLINE, DISPLAY_OFFLINE_PERSISTENT, NO_CONTENT] {
+            self.o.unexamined.insert(id_for(t, &d.id));
+        }
+        ctx.warn(format!(
+            "display \"{}\" ({}): lastHeartbeat {:?} is unparseable; not examined",
+            d.label,
+            d.id,
+            d.heartbeat.as_deref().unwrap_or("")
+        ));
+        self.o.note(format!(
+            "not examined: \"{}\" has an unparseable lastHeartbeat",
+            d.label
+        ));
     }
 }

@@ -9,7 +9,7 @@ use crate::agents::common::{self};
 use crate::agents::entities::id_text;
 use crate::agents::{AgentContext, InlineAlert, InlineKind};
 use crate::clock::age_s;
-use crate::model::{AgentName, parse_ts, ts};
+use crate::model::{AgentName, Incident, parse_ts, ts};
 use crate::state::audit::VerificationLine;
 use crate::vizora::{ApiError, ItemSink};
 use chrono::{DateTime, Utc};
@@ -21,10 +21,29 @@ impl FleetRun<'_> {
     /// heartbeat later than the `before` read resolves `display_offline` (fixed), a status other than `error`
     /// resolves `display_error` (fixed). Every verdict gets an audit verification line.
     pub(super) async fn verify(&mut self, work: &FleetWork) {
-        let ctx = self.ctx;
         if work.pending.is_empty() {
             return;
         }
+        self.wait_for_reconnect(work).await;
+        let reads = read_back(self.ctx, &work.pending).await;
+        let mut fixed = Fixed::default();
+        for p in &work.pending {
+            let read = reads.get(&p.display_id);
+            let vnow = self.ctx.now();
+            if let Some(audit_id) = &p.reload_audit {
+                self.judge_reload(p, audit_id, read, vnow, &mut fixed);
+            }
+            if let Some(audit_id) = &p.patch_audit {
+                self.judge_reset(p, audit_id, read, vnow, &mut fixed);
+            }
+        }
+        self.alert_fixed(fixed).await;
+    }
+
+    /// The rest of `OPS_RECONNECT_VERIFY_S` after the last command, announced (issue 9: a long wait never looks
+    /// like a hang).
+    async fn wait_for_reconnect(&self, work: &FleetWork) {
+        let ctx = self.ctx;
         if let Some(t) = work.last_command {
             let rest = ctx
                 .cfg
@@ -35,131 +54,146 @@ impl FleetRun<'_> {
                 // Says what for and until when (issue 9: a long wait never looks like a hang).
                 let until = ctx.now() + chrono::Duration::seconds(rest as i64);
                 ctx.info(format!(
-                    "waiting {rest} s, until {}, for {} display(s) to reconnect after the reload command(s) \
-                     (OPS_RECONNECT_VERIFY_S), then verifying",
-                    until.format("%H:%M:%S UTC"),
-                    work.pending.len()
-                ));
+                "waiting {rest} s, until {}, for {} display(s) to reconnect after the reload command(s) \
+                 (OPS_RECONNECT_VERIFY_S), then verifying",
+                until.format("%H:%M:%S UTC"),
+                work.pending.len()
+            ));
                 ctx.wait_s(rest).await;
             }
         }
-        let reads = read_back(ctx, &work.pending).await;
-        let mut fixed_items = Vec::new();
-        let mut fixed_refs = Vec::new();
-        for p in &work.pending {
-            let read = reads.get(&p.display_id);
-            let vnow = ctx.now();
-            let failed = |read: Option<&Result<Option<Value>, String>>| match read {
-                Some(Ok(None)) => "display no longer exists".to_string(),
-                Some(Err(e)) => format!("verification read failed: {e}"),
-                _ => "verification read not made".to_string(),
-            };
-            if let Some(audit_id) = &p.reload_audit {
-                let (ok, detail) = match read {
-                    Some(Ok(Some(after))) => {
-                        let hb = common::s(after, "lastHeartbeat").and_then(parse_ts);
-                        let fresh = hb.is_some_and(|h| {
-                            p.before_heartbeat.is_none_or(|b| h > b)
-                                && age_s(vnow, h) < self.th.offline_s
-                        });
-                        // Every sent reload is judged (offline or error reset alike), so that sent =
-                        // reconnected + not reconnected (README "What the counts mean").
-                        self.counts.verified += 1;
-                        self.counts.reconnected += u64::from(fresh);
-                        let show =
-                            |t: Option<DateTime<Utc>>| t.map(ts).unwrap_or_else(|| "none".into());
-                        (
-                            fresh,
-                            format!(
-                                "lastHeartbeat before={} after={}",
-                                show(p.before_heartbeat),
-                                show(hb)
-                            ),
-                        )
-                    }
-                    other => (false, failed(other)),
-                };
-                audit_verification(ctx, audit_id, &p.display_id, ok, &detail);
-                if let Some(ix) = p.reload_action {
-                    self.o.remediations[ix].verified = Some(ok);
-                }
-                let off_id = id_for(DISPLAY_OFFLINE, &p.display_id);
-                match self.raised.get_mut(&off_id) {
-                    Some(inc) if p.offline && ok => {
-                        inc.remediation =
-                            "reload command sent; reconnection observed (fresh heartbeat)".into();
-                        let r = crate::agents::resolved(inc.clone(), vnow);
-                        fixed_refs.push(r.clone());
-                        self.raised.put(r);
-                        self.o.fixed += 1;
-                        fixed_items.push(format!("\"{}\" reconnected after a reload", p.label));
-                        self.o
-                            .note(format!("verified: \"{}\" reconnected ({detail})", p.label));
-                    }
-                    Some(inc) if p.offline => {
-                        inc.error = Some(format!(
-                            "no reconnection observed after the reload ({detail})"
-                        ));
-                        self.o.note(format!(
-                            "not reconnected: \"{}\", incident stays open ({detail})",
-                            p.label
-                        ));
-                    }
-                    _ => self.o.note(format!(
-                        "reload of \"{}\": {} ({detail})",
-                        p.label,
-                        // A fresh heartbeat, not `status` (which the error reset sets to offline; 6.0).
-                        if ok {
-                            "reconnected (fresh heartbeat)"
-                        } else {
-                            "not reconnected (no fresh heartbeat)"
-                        }
-                    )),
-                }
+    }
+
+    /// 6.3.3: a sent reload is verified by a heartbeat fresher than the `before` read; resolves `display_offline`.
+    fn judge_reload(
+        &mut self,
+        p: &Pending,
+        audit_id: &str,
+        read: Option<&Read>,
+        vnow: DateTime<Utc>,
+        fixed: &mut Fixed,
+    ) {
+        let ctx = self.ctx;
+        let (ok, detail) = match read {
+            Some(Ok(Some(after))) => {
+                let hb = common::s(after, "lastHeartbeat").and_then(parse_ts);
+                let fresh = hb.is_some_and(|h| {
+                    p.before_heartbeat.is_none_or(|b| h > b) && age_s(vnow, h) < self.th.offline_s
+                });
+                // Every sent reload is judged (offline or error reset alike), so that sent =
+                // reconnected + not reconnected (README "What the counts mean").
+                self.counts.verified += 1;
+                self.counts.reconnected += u64::from(fresh);
+                let show = |t: Option<DateTime<Utc>>| t.map(ts).unwrap_or_else(|| "none".into());
+                (
+                    fresh,
+                    format!(
+                        "lastHeartbeat before={} after={}",
+                        show(p.before_heartbeat),
+                        show(hb)
+                    ),
+                )
             }
-            if let Some(audit_id) = &p.patch_audit {
-                let (ok, detail) = match read {
-                    Some(Ok(Some(after))) => {
-                        let st = common::s(after, "status").unwrap_or("");
-                        (st != "error", format!("status={st}"))
-                    }
-                    other => (false, failed(other)),
-                };
-                audit_verification(ctx, audit_id, &p.display_id, ok, &detail);
-                if let Some(ix) = p.patch_action {
-                    self.o.remediations[ix].verified = Some(ok);
+            other => (false, read_failure(other)),
+        };
+        audit_verification(ctx, audit_id, &p.display_id, ok, &detail);
+        if let Some(ix) = p.reload_action {
+            self.o.remediations[ix].verified = Some(ok);
+        }
+        let off_id = id_for(DISPLAY_OFFLINE, &p.display_id);
+        match self.raised.get_mut(&off_id) {
+            Some(inc) if p.offline && ok => {
+                inc.remediation =
+                    "reload command sent; reconnection observed (fresh heartbeat)".into();
+                let r = crate::agents::resolved(inc.clone(), vnow);
+                fixed.refs.push(r.clone());
+                self.raised.put(r);
+                self.o.fixed += 1;
+                fixed
+                    .items
+                    .push(format!("\"{}\" reconnected after a reload", p.label));
+                self.o
+                    .note(format!("verified: \"{}\" reconnected ({detail})", p.label));
+            }
+            Some(inc) if p.offline => {
+                inc.error = Some(format!(
+                    "no reconnection observed after the reload ({detail})"
+                ));
+                self.o.note(format!(
+                    "not reconnected: \"{}\", incident stays open ({detail})",
+                    p.label
+                ));
+            }
+            _ => self.o.note(format!(
+                "reload of \"{}\": {} ({detail})",
+                p.label,
+                // A fresh heartbeat, not `status` (which the error reset sets to offline; 6.0).
+                if ok {
+                    "reconnected (fresh heartbeat)"
+                } else {
+                    "not reconnected (no fresh heartbeat)"
                 }
-                let err_id = id_for(DISPLAY_ERROR, &p.display_id);
-                if let Some(inc) = self.raised.get_mut(&err_id) {
-                    if ok {
-                        let r = crate::agents::resolved(inc.clone(), vnow);
-                        fixed_refs.push(r.clone());
-                        self.raised.put(r);
-                        self.o.fixed += 1;
-                        fixed_items.push(format!("\"{}\" no longer in error ({detail})", p.label));
-                        self.o.note(format!(
-                            "verified: \"{}\" left the error state ({detail}, set by the reset; \
-                             connectivity is judged by heartbeat)",
-                            p.label
-                        ));
-                    } else {
-                        inc.error = Some(format!("error state not cleared ({detail})"));
-                        self.o.note(format!(
-                            "not fixed: \"{}\" still in error ({detail})",
-                            p.label
-                        ));
-                    }
-                }
+            )),
+        }
+    }
+
+    /// 6.3.4: a status reset is verified by a status other than `error` on re-read; resolves `display_error`.
+    fn judge_reset(
+        &mut self,
+        p: &Pending,
+        audit_id: &str,
+        read: Option<&Read>,
+        vnow: DateTime<Utc>,
+        fixed: &mut Fixed,
+    ) {
+        let ctx = self.ctx;
+        let (ok, detail) = match read {
+            Some(Ok(Some(after))) => {
+                let st = common::s(after, "status").unwrap_or("");
+                (st != "error", format!("status={st}"))
+            }
+            other => (false, read_failure(other)),
+        };
+        audit_verification(ctx, audit_id, &p.display_id, ok, &detail);
+        if let Some(ix) = p.patch_action {
+            self.o.remediations[ix].verified = Some(ok);
+        }
+        let err_id = id_for(DISPLAY_ERROR, &p.display_id);
+        if let Some(inc) = self.raised.get_mut(&err_id) {
+            if ok {
+                let r = crate::agents::resolved(inc.clone(), vnow);
+                fixed.refs.push(r.clone());
+                self.raised.put(r);
+                self.o.fixed += 1;
+                fixed
+                    .items
+                    .push(format!("\"{}\" no longer in error ({detail})", p.label));
+                self.o.note(format!(
+                    "verified: \"{}\" left the error state ({detail}, set by the reset; \
+                     connectivity is judged by heartbeat)",
+                    p.label
+                ));
+            } else {
+                inc.error = Some(format!("error state not cleared ({detail})"));
+                self.o.note(format!(
+                    "not fixed: \"{}\" still in error ({detail})",
+                    p.label
+                ));
             }
         }
-        if !fixed_items.is_empty() {
+    }
+
+    /// One fix notification for the run's verified fixes (7.6).
+    async fn alert_fixed(&self, fixed: Fixed) {
+        let ctx = self.ctx;
+        if !fixed.items.is_empty() {
             // A fix notification (7.6): Slack only, never stamped.
             // The same numbers as the run's summary (README "What the counts mean"): fixed = verified
             // remediations, closed = the incidents they closed.
             let summary = format!(
                 "{} verified fix(es) closed {} display incident(s)",
                 crate::model::verified_fix_count(&self.o.remediations),
-                fixed_items.len()
+                fixed.items.len()
             );
             let _ = ctx
                 .alerts
@@ -168,14 +202,33 @@ impl FleetRun<'_> {
                         agent: AgentName::FleetManager,
                         kind: InlineKind::Fixed,
                         summary,
-                        items: fixed_items,
-                        refs: fixed_refs,
+                        items: fixed.items,
+                        refs: fixed.refs,
                     },
                     ctx.now(),
                     ctx.dry_run,
                 )
                 .await;
         }
+    }
+}
+
+/// One verification read: `Ok(Some(row))`, `Ok(None)` = gone, `Err` = unknown.
+type Read = Result<Option<Value>, String>;
+
+/// The incidents this run's verification closed, for the fix notification.
+#[derive(Default)]
+struct Fixed {
+    items: Vec<String>,
+    refs: Vec<Incident>,
+}
+
+/// Why a verification could not judge a display.
+fn read_failure(read: Option<&Read>) -> String {
+    match read {
+        Some(Ok(None)) => "display no longer exists".to_string(),
+        Some(Err(e)) => format!("verification read failed: {e}"),
+        _ => "verification read not made".to_string(),
     }
 }
 
