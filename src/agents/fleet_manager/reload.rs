@@ -8,7 +8,7 @@ use super::{
 };
 use crate::agents::common::{self};
 use crate::model::{parse_ts, ts};
-use crate::vizora::{ApiError, MutationRequest, MutationStatus};
+use crate::vizora::{ApiError, MutationOutcome, MutationRequest, MutationStatus};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -58,21 +58,7 @@ impl FleetRun<'_> {
             }
             return true;
         }
-        let out = ctx
-            .api()
-            .mutate(MutationRequest {
-                action: format!("Send reload command to display \"{}\"", d.label),
-                target: "display".into(),
-                target_id: d.id.clone(),
-                method: Method::POST,
-                path: FLEET_COMMANDS_PATH.into(),
-                body: json!({"command": "reload", "target": {"type": "device", "id": d.id}}),
-                before_path: format!("{DISPLAYS_PATH}/{}", d.id),
-                route_slug: SLUG_FLEET.into(),
-                idempotent: false,
-                precondition: None,
-            })
-            .await;
+        let out = ctx.api().mutate(reload_request(d)).await;
         if matches!(
             out.status,
             MutationStatus::Done(_) | MutationStatus::DryRun | MutationStatus::Failed(_)
@@ -92,29 +78,7 @@ impl FleetRun<'_> {
                 self.mark_gone(&d.id, &d.label);
                 return false;
             }
-            Handled::Done => {
-                work.route_ok.insert(SLUG_FLEET);
-                self.counts.sent += 1;
-                work.last_command = Some(Instant::now());
-                let after = match &out.status {
-                    MutationStatus::Done(v) => v.clone(),
-                    _ => Value::Null,
-                };
-                let n = |k: &str| after.get(k).and_then(Value::as_u64).unwrap_or(0);
-                self.o.note(format!(
-                    "reload sent to \"{}\" (devicesOnline {}, queued {}, delivered {})",
-                    d.label,
-                    n("devicesOnline"),
-                    n("devicesQueued"),
-                    n("devicesDelivered")
-                ));
-                p.before_heartbeat = out
-                    .before
-                    .as_ref()
-                    .and_then(|b| common::s(b, "lastHeartbeat"))
-                    .and_then(parse_ts);
-                p.reload_audit = out.audit_id.clone();
-            }
+            Handled::Done => self.reload_sent(d, p, &out, work),
             Handled::DryRun => {
                 self.o
                     .note(format!("would send reload to \"{}\" (dry run)", d.label));
@@ -122,17 +86,7 @@ impl FleetRun<'_> {
             Handled::Failed(e) => {
                 self.o
                     .note(format!("reload of \"{}\" failed: {e}", d.label));
-                match &out.status {
-                    MutationStatus::Failed(ApiError::RateLimited { .. })
-                    | MutationStatus::Failed(ApiError::Server { status: 503, .. }) => {
-                        caps.halted = Some(e.clone());
-                    }
-                    _ if out.is_drift() => {
-                        caps.halted = Some(format!("route {SLUG_FLEET} drifted"));
-                        work.drift_errors.push((SLUG_FLEET.into(), e.clone()));
-                    }
-                    _ => {}
-                }
+                halt_on(&out, &e, caps, work);
             }
         }
         if let Some(a) = out.action {
@@ -157,5 +111,68 @@ impl FleetRun<'_> {
         self.o.note(format!(
             "display \"{label}\" no longer exists; nothing sent"
         ));
+    }
+
+    /// A reload the API accepted: counted, noted with the delivery counts, and its `before` heartbeat kept for the
+    /// verification (6.3.3).
+    fn reload_sent(
+        &mut self,
+        d: &Obs,
+        p: &mut Pending,
+        out: &MutationOutcome,
+        work: &mut FleetWork,
+    ) {
+        work.route_ok.insert(SLUG_FLEET);
+        self.counts.sent += 1;
+        work.last_command = Some(Instant::now());
+        let after = match &out.status {
+            MutationStatus::Done(v) => v.clone(),
+            _ => Value::Null,
+        };
+        let n = |k: &str| after.get(k).and_then(Value::as_u64).unwrap_or(0);
+        self.o.note(format!(
+            "reload sent to \"{}\" (devicesOnline {}, queued {}, delivered {})",
+            d.label,
+            n("devicesOnline"),
+            n("devicesQueued"),
+            n("devicesDelivered")
+        ));
+        p.before_heartbeat = out
+            .before
+            .as_ref()
+            .and_then(|b| common::s(b, "lastHeartbeat"))
+            .and_then(parse_ts);
+        p.reload_audit = out.audit_id.clone();
+    }
+}
+
+/// The `reload` fleet command for one display (agents.md 6.3.3, design/vizora-api.md).
+fn reload_request(d: &Obs) -> MutationRequest {
+    MutationRequest {
+        action: format!("Send reload command to display \"{}\"", d.label),
+        target: "display".into(),
+        target_id: d.id.clone(),
+        method: Method::POST,
+        path: FLEET_COMMANDS_PATH.into(),
+        body: json!({"command": "reload", "target": {"type": "device", "id": d.id}}),
+        before_path: format!("{DISPLAYS_PATH}/{}", d.id),
+        route_slug: SLUG_FLEET.into(),
+        idempotent: false,
+        precondition: None,
+    }
+}
+
+/// A 429/503 halts further commands this run; a drifted route also records the drift (6.3.3, catalogue 3.3).
+fn halt_on(out: &MutationOutcome, e: &str, caps: &mut CommandCaps, work: &mut FleetWork) {
+    match &out.status {
+        MutationStatus::Failed(ApiError::RateLimited { .. })
+        | MutationStatus::Failed(ApiError::Server { status: 503, .. }) => {
+            caps.halted = Some(e.to_string());
+        }
+        _ if out.is_drift() => {
+            caps.halted = Some(format!("route {SLUG_FLEET} drifted"));
+            work.drift_errors.push((SLUG_FLEET.into(), e.to_string()));
+        }
+        _ => {}
     }
 }
