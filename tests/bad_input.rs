@@ -10,22 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use vizora_ops::sandbox::{FaultSpec, Sandbox, SandboxOptions};
+use vizora_ops::sandbox::{FaultSpec, Sandbox};
 use vizora_ops::state::audit::AuditLog;
 use vizora_ops::vizora::budget::{Admission, Limits, RateBudget};
 use vizora_ops::vizora::{Client, ClientOptions, VizoraApi};
 
 #[path = "support/bin.rs"]
 mod bin;
-use bin::run;
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use bin::{demo_sandbox, run, stderr, stdout};
 
 /// Stdout must be exactly one JSON object.
 fn one_json_object(o: &Output) -> Value {
@@ -34,19 +26,6 @@ fn one_json_object(o: &Output) -> Value {
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{s}"));
     assert!(v.is_object(), "stdout is not an object: {s}");
     v
-}
-
-async fn sandbox() -> Sandbox {
-    Sandbox::start(
-        vizora_ops::sandbox::DEMO_FIXTURE,
-        SandboxOptions {
-            port: 0,
-            throttle: false,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("sandbox starts")
 }
 
 fn logins(sb: &Sandbox) -> usize {
@@ -62,7 +41,7 @@ fn state_file(dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_is_sent_once_per_run_even_with_concurrent_list_walks() {
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     let d = tempfile::tempdir().unwrap();
     // fleet-manager walks displays, schedules and display groups concurrently: each walk needs the session.
     let o = run(
@@ -91,7 +70,7 @@ async fn a_wrong_password_is_sent_once_per_run_even_with_concurrent_list_walks()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_login_is_retried_by_one_walk_only() {
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     sb.add_fault(FaultSpec {
         method: Some("POST".into()),
         path: "/api/v1/auth/login".into(),
@@ -151,7 +130,7 @@ fn client(sb: &Sandbox, dir: &Path) -> Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_items_without_a_usable_id_never_make_a_walk_complete() {
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     let d = tempfile::tempdir().unwrap();
     let c = client(&sb, d.path());
     for items in [
@@ -186,7 +165,7 @@ async fn list_items_without_a_usable_id_never_make_a_walk_complete() {
 async fn schedule_doctor_deactivates_nothing_when_the_playlist_list_has_no_ids() {
     // Before the fix, two id-less playlists with total 2 made the list "complete" and every schedule's playlist
     // "deleted": ~40 schedules were deactivated.
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     sb.add_fault(FaultSpec {
         method: Some("GET".into()),
         path: "/api/v1/playlists*".into(),
@@ -613,7 +592,7 @@ async fn a_stale_lock_token_cannot_forge_a_log_line() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_audit_log_changes_nothing_but_records_the_findings() {
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     let d = tempfile::tempdir().unwrap();
     // A directory where the audit log should be: it cannot be opened for append.
     std::fs::create_dir_all(d.path().join("logs").join("ops-audit.jsonl")).unwrap();
@@ -651,7 +630,7 @@ async fn an_unwritable_audit_log_changes_nothing_but_records_the_findings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_state_stops_the_run_before_anything_is_done() {
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     let d = tempfile::tempdir().unwrap();
     // A directory where the state file should be: existing but unreadable as a file.
     std::fs::create_dir_all(state_file(d.path())).unwrap();

@@ -8,36 +8,22 @@
 
 use std::process::Output;
 use std::time::Duration;
-use vizora_ops::sandbox::{Sandbox, SandboxOptions};
 
 #[path = "support/bin.rs"]
 mod bin;
-use bin::{BIN, run};
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use bin::{BIN, demo_sandbox, run, stderr, stdout};
 
 const CREDS: [(&str, &str); 2] = [
     ("OPS_EMAIL", "ops@example.test"),
     ("OPS_PASSWORD", "ops-demo-password"),
 ];
 
-async fn sandbox() -> Sandbox {
-    Sandbox::start(
-        vizora_ops::sandbox::DEMO_FIXTURE,
-        SandboxOptions {
-            port: 0,
-            throttle: false,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("sandbox starts")
+/// `config check` with the API credentials set beside `vars` (so only the variable under test can fail it), failing
+/// the test instead of hanging after 10 s.
+async fn check_with_creds(dir: &std::path::Path, vars: &[(&str, &str)]) -> Output {
+    let mut all = vars.to_vec();
+    all.extend(CREDS);
+    run(dir, &all, &["config", "check"], Duration::from_secs(10)).await
 }
 
 /// The defect: a `.env` holding `OPS_DRY_RUN=yes` and one Latin-1 byte was skipped with a WARNING, so the planned
@@ -45,7 +31,7 @@ async fn sandbox() -> Sandbox {
 /// offset of the bad byte, before anything is contacted or created.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dotenv_that_is_not_utf8_stops_run_and_config_check_naming_the_file_and_offset() {
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     let mut vars = vec![
         ("VALIDATOR_BASE_URL", sb.api_url.as_str()),
         ("OPS_RECONNECT_VERIFY_S", "0"),
@@ -201,15 +187,7 @@ async fn pm2_app_named_all_is_rejected_because_pm2_reads_it_as_every_process() {
     }
     assert!(!d.path().join("logs").exists());
     // A name that merely contains "all" is fine.
-    let mut vars = vec![("OPS_PM2_APP_MIDDLEWARE", "all-in-one")];
-    vars.extend(CREDS);
-    let o = run(
-        d.path(),
-        &vars,
-        &["config", "check"],
-        Duration::from_secs(10),
-    )
-    .await;
+    let o = check_with_creds(d.path(), &[("OPS_PM2_APP_MIDDLEWARE", "all-in-one")]).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
@@ -224,15 +202,7 @@ async fn backup_s3_location_with_credentials_fails_config_check_with_the_run_rea
     let reason = run_reason.split(": ").last().unwrap();
     assert!(reason.contains("expected s3://bucket"), "{run_reason}");
     for var in ["BACKUP_S3_BUCKET", "OPS_BACKUP_LOCATIONS"] {
-        let mut vars = vec![(var, loc)];
-        vars.extend(CREDS);
-        let o = run(
-            d.path(),
-            &vars,
-            &["config", "check"],
-            Duration::from_secs(10),
-        )
-        .await;
+        let o = check_with_creds(d.path(), &[(var, loc)]).await;
         assert_eq!(o.status.code(), Some(2), "{var}");
         let err = stderr(&o);
         assert!(err.contains(var) && err.contains(reason), "{var}: {err}");
@@ -243,15 +213,7 @@ async fn backup_s3_location_with_credentials_fails_config_check_with_the_run_rea
         );
     }
     // Control: the same location without credentials passes.
-    let mut vars = vec![("BACKUP_S3_BUCKET", "s3://backups/nightly")];
-    vars.extend(CREDS);
-    let o = run(
-        d.path(),
-        &vars,
-        &["config", "check"],
-        Duration::from_secs(10),
-    )
-    .await;
+    let o = check_with_creds(d.path(), &[("BACKUP_S3_BUCKET", "s3://backups/nightly")]).await;
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
@@ -263,15 +225,7 @@ async fn minio_endpoint_userinfo_is_masked_by_config_check() {
         "minio-user:MinioPass-55@minio.internal",
         "http://minio-user:MinioPass-55@minio.internal",
     ] {
-        let mut vars = vec![("MINIO_ENDPOINT", endpoint)];
-        vars.extend(CREDS);
-        let o = run(
-            d.path(),
-            &vars,
-            &["config", "check"],
-            Duration::from_secs(10),
-        )
-        .await;
+        let o = check_with_creds(d.path(), &[("MINIO_ENDPOINT", endpoint)]).await;
         assert_eq!(o.status.code(), Some(0), "{endpoint}: {}", stderr(&o));
         let out = stdout(&o);
         assert!(

@@ -13,14 +13,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant, SystemTime};
-use vizora_ops::sandbox::{Sandbox, SandboxOptions};
 use vizora_ops::state::audit::{AuditLog, MutationLine};
 use vizora_ops::state::lock::{FileLock, LockError};
 use vizora_ops::vizora::budget::{Admission, BudgetError, Limits, RateBudget};
 
 #[path = "support/bin.rs"]
 mod bin;
-use bin::run;
+use bin::{demo_sandbox, run};
 
 fn text(o: &Output) -> String {
     format!(
@@ -44,19 +43,6 @@ fn logs(dir: &Path) -> PathBuf {
 
 fn state_file(dir: &Path) -> PathBuf {
     logs(dir).join("ops-state.json")
-}
-
-async fn sandbox() -> Sandbox {
-    Sandbox::start(
-        vizora_ops::sandbox::DEMO_FIXTURE,
-        SandboxOptions {
-            port: 0,
-            throttle: false,
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("sandbox starts")
 }
 
 /// Sets a file's mtime `secs` seconds in the past (a lock older than 30 s is stale, agents.md 4.2).
@@ -223,7 +209,7 @@ async fn rate_budget_lock_that_cannot_be_created_fails_the_admission_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_budget_lock_directory_ends_the_run_with_exit_2_and_one_error() {
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     let d = tempfile::tempdir().unwrap();
     let lock = logs(d.path()).join("ops-ratelimit.json.lock");
     std::fs::create_dir_all(&lock).unwrap();
@@ -517,7 +503,7 @@ fn audit_log_refuses_a_symlink_and_narrows_a_wider_mode_to_0600() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_symlinked_audit_log_changes_nothing_and_exits_2() {
-    let sb = sandbox().await;
+    let sb = demo_sandbox().await;
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(logs(d.path())).unwrap();
     let target = d.path().join("elsewhere.jsonl");

@@ -36,3 +36,27 @@ pub async fn run(dir: &Path, vars: &[(&str, &str)], args: &[&str], limit: Durati
         .unwrap_or_else(|_| panic!("vizora-ops {args:?} did not finish within {limit:?}"))
         .expect("binary runs")
 }
+
+/// The command's stdout as text (lossy).
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The command's stderr as text (lossy).
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// An in-process sandbox serving the demo tenant on free ports, throttling off.
+pub async fn demo_sandbox() -> vizora_ops::sandbox::Sandbox {
+    vizora_ops::sandbox::Sandbox::start(
+        vizora_ops::sandbox::DEMO_FIXTURE,
+        vizora_ops::sandbox::SandboxOptions {
+            port: 0,
+            throttle: false,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("sandbox starts")
+}
