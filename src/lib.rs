@@ -20,4 +20,6 @@ pub mod redact;
 pub mod runner;
 pub mod sandbox;
 pub mod state;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 pub mod vizora;

@@ -60,6 +60,11 @@ const LAYERS: &[(&str, &[&str])] = &[
             "runner", "sandbox", "state", "vizora",
         ],
     ),
+    // Test doubles (feature `test-util`): over the ports, never used by the product.
+    (
+        "testing",
+        &["alert", "clock", "model", "procman", "sandbox"],
+    ),
 ];
 
 /// The named rules of design/README.md §3: `(module, modules it never imports, why)`. They hold even if the layer

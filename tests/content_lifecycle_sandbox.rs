@@ -6,19 +6,19 @@
 //! thumbnail, files above 100 MiB and the storage quota. Thumbnails of the fixture are `minio://` keys, which are not
 //! examined without S3 (one test configures the local S3 stand-in and probes them).
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use vizora_ops::agents::{AlertSink, InlineAlert, InlineKind};
+use std::sync::Arc;
+use vizora_ops::agents::InlineKind;
 use vizora_ops::config::{Config, Source};
 use vizora_ops::model::AgentName;
 use vizora_ops::runner::{RunOptions, RunReport, Wiring, run_agent};
 use vizora_ops::sandbox::{
     DEMO_FIXTURE, FaultSpec, ListShape, RecordedRequest, Sandbox, SandboxOptions,
 };
+use vizora_ops::testing::{RecordedAlert, RecordingSink};
 
 mod support;
 
@@ -170,34 +170,6 @@ fn expected() -> Expected {
 // ------------------------------------------------------------------------------------------------------------
 // Harness
 // ------------------------------------------------------------------------------------------------------------
-
-/// One recorded inline alert: kind, summary, items, dry run.
-type Recorded = (InlineKind, String, Vec<String>, bool);
-
-/// Records every inline alert; reports refs as delivered (real runs only).
-#[derive(Default)]
-struct RecordingSink(Mutex<Vec<Recorded>>);
-
-#[async_trait]
-impl AlertSink for RecordingSink {
-    async fn inline(&self, a: InlineAlert, _now: DateTime<Utc>, dry_run: bool) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap()
-            .push((a.kind, a.summary.clone(), a.items.clone(), dry_run));
-        if dry_run {
-            Vec::new()
-        } else {
-            a.refs.iter().map(|i| i.id.clone()).collect()
-        }
-    }
-}
-
-impl RecordingSink {
-    fn all(&self) -> Vec<Recorded> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 struct Env {
     sb: Sandbox,
@@ -565,17 +537,19 @@ async fn every_seeded_content_fault_is_found_fixed_verified_and_a_second_run_cha
 
     // Fix notifications, one per kind, naming the items.
     let alerts = env.alerts.all();
-    let fixed: Vec<&Recorded> = alerts.iter().filter(|a| a.0 == InlineKind::Fixed).collect();
+    let fixed: Vec<&RecordedAlert> = alerts
+        .iter()
+        .filter(|a| a.kind == InlineKind::Fixed)
+        .collect();
     assert!(
         fixed
             .iter()
-            .any(|a| a.1 == format!("Auto-archived {} expired content item(s)", e.expired.len()))
+            .any(|a| a.summary
+                == format!("Auto-archived {} expired content item(s)", e.expired.len()))
     );
-    assert!(
-        fixed
-            .iter()
-            .any(|a| a.1 == format!("Auto-archived {} orphaned content item(s)", e.orphans.len()))
-    );
+    assert!(fixed.iter().any(
+        |a| a.summary == format!("Auto-archived {} orphaned content item(s)", e.orphans.len())
+    ));
     assert_eq!(fixed.len(), 2);
 
     // The detail cache was written (0644) and holds only what is needed.
@@ -652,7 +626,7 @@ async fn dry_run_reads_only_and_lists_the_same_actions_the_real_run_makes() {
         r.report
     );
     // Would-be notifications are printed (dry run), not delivered.
-    assert!(env.alerts.all().iter().all(|a| a.3));
+    assert!(env.alerts.all().iter().all(|a| a.dry_run));
 
     let r2 = env.run(false).await;
     assert_eq!(r2.exit_code, 1);
@@ -718,7 +692,7 @@ async fn storage_critical_archives_unreferenced_content_then_escalates_when_usag
     assert!(
         alerts
             .iter()
-            .any(|a| a.0 == InlineKind::Critical && a.1.contains("escalated")),
+            .any(|a| a.kind == InlineKind::Critical && a.summary.contains("escalated")),
         "{alerts:#?}"
     );
     // Next run: stays escalated, archives nothing more.
@@ -894,7 +868,7 @@ async fn archive_404_cannot_post_is_contract_drift_with_exit_2_and_no_further_ar
     assert!(
         alerts
             .iter()
-            .any(|a| a.0 == InlineKind::Critical && a.1.contains("post-content-archive"))
+            .any(|a| a.kind == InlineKind::Critical && a.summary.contains("post-content-archive"))
     );
 }
 

@@ -206,8 +206,11 @@ async fn missing_table_is_one_critical_incident_the_rest_still_runs_and_it_resol
     // One batched critical alert naming it, stamped in the state.
     let alerts = sink.all();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
-    assert_eq!(alerts[0].0, InlineKind::Critical);
-    assert!(alerts[0].2[0].contains("content_impressions"), "{alerts:?}");
+    assert_eq!(alerts[0].kind, InlineKind::Critical);
+    assert!(
+        alerts[0].items[0].contains("content_impressions"),
+        "{alerts:?}"
+    );
     let id = "db-maintainer:vacuum-table-missing:content_impressions";
     let stored = h::incident(&cfg, id).unwrap();
     assert_eq!(stored["status"], "open");

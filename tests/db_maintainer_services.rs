@@ -373,7 +373,7 @@ async fn backups_are_judged_per_location_and_never_reported_as_succeeded_without
     // One batched critical alert listing all five.
     let alerts = sink.all();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
-    assert_eq!(alerts[0].3.len(), 5, "{alerts:?}");
+    assert_eq!(alerts[0].incident_ids.len(), 5, "{alerts:?}");
     // The report names the newest backup and its age.
     let fresh_line = r
         .report

@@ -13,18 +13,17 @@
 //!   always-on base-loop schedule through their location group, every other location (≥ 1 online screen), and the
 //!   two disabled displays ("Leeds Cafe Menu 3", "York Window Right (old)") although both are long offline.
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::{BTreeSet, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use vizora_ops::agents::InlineKind;
 use vizora_ops::agents::fleet_manager::{self, DEFERRED};
-use vizora_ops::agents::{AlertSink, InlineAlert, InlineKind};
 use vizora_ops::clock::ManualClock;
 use vizora_ops::config::{Config, Source};
 use vizora_ops::model::AgentName;
 use vizora_ops::runner::{RunOptions, RunReport, Wiring, run_agent};
 use vizora_ops::sandbox::{DEMO_FIXTURE, FaultSpec, ListShape, Sandbox, SandboxOptions};
+use vizora_ops::testing::RecordingSink;
 
 const FLEET: &str = "/api/v1/fleet/commands";
 
@@ -66,22 +65,11 @@ fn org_id() -> String {
         .to_string()
 }
 
-#[derive(Default)]
-struct CaptureSink(Mutex<Vec<(InlineKind, String, Vec<String>)>>);
-
-#[async_trait]
-impl AlertSink for CaptureSink {
-    async fn inline(&self, a: InlineAlert, _now: DateTime<Utc>, _dry: bool) -> Vec<String> {
-        self.0.lock().unwrap().push((a.kind, a.summary, a.items));
-        a.refs.iter().map(|i| i.id.clone()).collect()
-    }
-}
-
 struct Env {
     sb: Sandbox,
     dir: tempfile::TempDir,
     cfg: Arc<Config>,
-    alerts: Arc<CaptureSink>,
+    alerts: Arc<RecordingSink>,
 }
 
 async fn env(extra: &[(&str, &str)]) -> Env {
@@ -110,7 +98,7 @@ async fn env(extra: &[(&str, &str)]) -> Env {
         sb,
         dir,
         cfg: Arc::new(cfg),
-        alerts: Arc::new(CaptureSink::default()),
+        alerts: Arc::new(RecordingSink::default()),
     }
 }
 
@@ -321,10 +309,10 @@ async fn demo_tenant_findings_are_exactly_the_seeded_faults_and_a_second_run_cha
 
     // Alerts: one critical (location), one warning (persistent).
     {
-        let alerts = e.alerts.0.lock().unwrap();
+        let alerts = e.alerts.all();
         let kinds: Vec<InlineKind> = alerts
             .iter()
-            .map(|a| a.0)
+            .map(|a| a.kind)
             .filter(|k| *k != InlineKind::Fixed)
             .collect();
         assert_eq!(kinds, vec![InlineKind::Critical, InlineKind::Warning]);
@@ -342,11 +330,9 @@ async fn demo_tenant_findings_are_exactly_the_seeded_faults_and_a_second_run_cha
     }
     assert_eq!(
         e.alerts
-            .0
-            .lock()
-            .unwrap()
+            .all()
             .iter()
-            .filter(|a| a.0 != InlineKind::Fixed)
+            .filter(|a| a.kind != InlineKind::Fixed)
             .count(),
         2
     );
@@ -808,11 +794,9 @@ async fn contract_drift_on_fleet_commands_is_critical_exit_2_with_a_full_write()
     );
     assert!(
         e.alerts
-            .0
-            .lock()
-            .unwrap()
+            .all()
             .iter()
-            .any(|a| a.0 == InlineKind::Critical && a.1.contains("drift"))
+            .any(|a| a.kind == InlineKind::Critical && a.summary.contains("drift"))
     );
 }
 

@@ -5,21 +5,21 @@
 
 mod support;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Duration, SubsecRound, Utc};
+use chrono::{Duration, SubsecRound, Utc};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
-use vizora_ops::agents::{AlertSink, InlineAlert, InlineKind};
+use vizora_ops::agents::InlineKind;
 use vizora_ops::clock::{Clock, ManualClock};
 use vizora_ops::config::{Config, Source};
 use vizora_ops::model::AgentName;
 use vizora_ops::procman::{Pm2, ProcStatus, ProcessInfo, ProcessManager};
 use vizora_ops::runner::{RunOptions, RunReport, Wiring, run_agent};
 use vizora_ops::sandbox::{DEMO_FIXTURE, Sandbox, SandboxOptions};
+use vizora_ops::testing::RecordingSink;
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/pm2/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -75,18 +75,6 @@ impl Drop for RealPm2 {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-    }
-}
-
-#[derive(Default)]
-struct RecordingSink(Mutex<Vec<(InlineKind, Vec<String>)>>);
-
-#[async_trait]
-impl AlertSink for RecordingSink {
-    async fn inline(&self, a: InlineAlert, _now: DateTime<Utc>, dry_run: bool) -> Vec<String> {
-        let refs: Vec<String> = a.refs.iter().map(|i| i.id.clone()).collect();
-        self.0.lock().unwrap().push((a.kind, refs.clone()));
-        if dry_run { Vec::new() } else { refs }
     }
 }
 
@@ -424,10 +412,11 @@ async fn a_process_that_keeps_crashing_is_restarted_at_most_twice_with_backoff_t
     let inc = env.incident("pm2-errored", &key);
     assert_eq!(inc["status"], "escalated", "{inc:#}");
     assert_eq!(inc["attempts"], 2);
-    let alerts = std::mem::take(&mut *env.alerts.0.lock().unwrap());
+    let alerts = env.alerts.take();
     assert!(
-        alerts.iter().any(|(k, refs)| *k == InlineKind::Critical
-            && refs.contains(&format!("health-guardian:pm2-errored:{key}"))),
+        alerts.iter().any(|a| a.kind == InlineKind::Critical
+            && a.incident_ids
+                .contains(&format!("health-guardian:pm2-errored:{key}"))),
         "{alerts:#?}"
     );
 
@@ -442,7 +431,7 @@ async fn a_process_that_keeps_crashing_is_restarted_at_most_twice_with_backoff_t
         "at most two restarts in the episode"
     );
     assert_eq!(env.incident("pm2-errored", &key)["status"], "escalated");
-    assert!(env.alerts.0.lock().unwrap().is_empty());
+    assert!(env.alerts.all().is_empty());
     for m in env.mutations() {
         assert_eq!(
             m["command"],

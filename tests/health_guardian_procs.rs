@@ -3,12 +3,11 @@
 //! manager that behaves like PM2 (`kind() == "pm2"`) and records every command.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use vizora_ops::agents::{AlertSink, InlineAlert, InlineKind};
+use vizora_ops::agents::InlineKind;
 use vizora_ops::config::{Config, Source};
 use vizora_ops::model::AgentName;
 use vizora_ops::procman::{
@@ -16,6 +15,7 @@ use vizora_ops::procman::{
 };
 use vizora_ops::runner::{RunOptions, RunReport, Wiring, run_agent};
 use vizora_ops::sandbox::{DEMO_FIXTURE, Sandbox, SandboxOptions};
+use vizora_ops::testing::RecordingSink;
 
 const MIB: u64 = 1 << 20;
 
@@ -145,18 +145,6 @@ fn healthy_fleet() -> Vec<ProcessInfo> {
         proc("vizora-realtime", 1, ProcStatus::Online),
         proc("vizora-web", 2, ProcStatus::Online),
     ]
-}
-
-#[derive(Default)]
-struct RecordingSink(Mutex<Vec<(InlineKind, Vec<String>)>>);
-
-#[async_trait]
-impl AlertSink for RecordingSink {
-    async fn inline(&self, a: InlineAlert, _now: DateTime<Utc>, dry_run: bool) -> Vec<String> {
-        let refs: Vec<String> = a.refs.iter().map(|i| i.id.clone()).collect();
-        self.0.lock().unwrap().push((a.kind, refs.clone()));
-        if dry_run { Vec::new() } else { refs }
-    }
 }
 
 struct Env {
@@ -495,18 +483,15 @@ async fn a_missing_app_is_critical_alerted_once_and_never_started() {
     let inc = env.incident("pm2-missing", "vizora-web").unwrap();
     assert_eq!(inc["severity"], "critical");
     assert!(env.pm.calls().is_empty());
-    let alerts = std::mem::take(&mut *env.alerts.0.lock().unwrap());
+    let alerts = env.alerts.take();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].0, InlineKind::Critical);
+    assert_eq!(alerts[0].kind, InlineKind::Critical);
     assert_eq!(
-        alerts[0].1,
+        alerts[0].incident_ids,
         vec!["health-guardian:pm2-missing:vizora-web".to_string()]
     );
     env.run().await;
-    assert!(
-        env.alerts.0.lock().unwrap().is_empty(),
-        "no repeat while it stays open"
-    );
+    assert!(env.alerts.all().is_empty(), "no repeat while it stays open");
 }
 
 #[tokio::test]

@@ -4,13 +4,12 @@
 //! Each test starts its own sandbox and state dir; the backoff tests share one state dir across runs and move a
 //! `ManualClock` between them.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use vizora_ops::agents::{AlertSink, InlineAlert, InlineKind};
+use std::sync::Arc;
+use vizora_ops::agents::InlineKind;
 use vizora_ops::clock::{Clock, ManualClock};
 use vizora_ops::config::{Config, Source};
 use vizora_ops::model::AgentName;
@@ -18,33 +17,9 @@ use vizora_ops::runner::{RunOptions, RunReport, Wiring, run_agent};
 use vizora_ops::sandbox::{
     DEMO_FIXTURE, FaultSpec, Sandbox, SandboxOptions, Service, ServiceState,
 };
+use vizora_ops::testing::RecordingSink;
 
 const AGENT: AgentName = AgentName::HealthGuardian;
-
-/// One recorded inline alert: kind, summary, items, incident ids.
-type Recorded = (InlineKind, String, Vec<String>, Vec<String>);
-
-/// Records every inline alert; reports its refs as delivered on real runs.
-#[derive(Default)]
-struct RecordingSink(Mutex<Vec<Recorded>>);
-
-#[async_trait]
-impl AlertSink for RecordingSink {
-    async fn inline(&self, a: InlineAlert, _now: DateTime<Utc>, dry_run: bool) -> Vec<String> {
-        let refs: Vec<String> = a.refs.iter().map(|i| i.id.clone()).collect();
-        self.0
-            .lock()
-            .unwrap()
-            .push((a.kind, a.summary.clone(), a.items.clone(), refs.clone()));
-        if dry_run { Vec::new() } else { refs }
-    }
-}
-
-impl RecordingSink {
-    fn take(&self) -> Vec<(InlineKind, String, Vec<String>, Vec<String>)> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
 
 struct Env {
     sb: Sandbox,
@@ -323,15 +298,15 @@ async fn readiness_503_while_liveness_passes_is_service_unready_alerted_once_and
     assert!(env.mutations().is_empty());
     let alerts = env.alerts.take();
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
-    assert_eq!(alerts[0].0, InlineKind::Critical);
+    assert_eq!(alerts[0].kind, InlineKind::Critical);
     assert!(
         alerts[0]
-            .3
+            .incident_ids
             .contains(&"health-guardian:service-unready:middleware".to_string())
     );
     assert!(
         alerts[0]
-            .3
+            .incident_ids
             .contains(&"health-guardian:service-unready:realtime".to_string())
     );
 
@@ -492,10 +467,10 @@ async fn a_flapping_service_is_restarted_at_most_twice_with_backoff_then_escalat
     );
     let alerts = env.alerts.take();
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
-    assert_eq!(alerts[0].0, InlineKind::Critical);
+    assert_eq!(alerts[0].kind, InlineKind::Critical);
     assert!(
         alerts[0]
-            .3
+            .incident_ids
             .contains(&"health-guardian:service-down:web".to_string())
     );
 
@@ -572,7 +547,7 @@ async fn an_unreachable_edge_alerts_without_restarting_and_closes_when_the_watch
     assert!(env.mutations().is_empty());
     let alerts = env.alerts.take();
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].0, InlineKind::Critical);
+    assert_eq!(alerts[0].kind, InlineKind::Critical);
 
     // Local web down: its edge path is skipped and named as such; the web restart is a local matter.
     env.sb.set_service(Service::Web, ServiceState::Down);

@@ -7,7 +7,6 @@ mod schedule_doctor_harness;
 
 use schedule_doctor_harness as h;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use vizora_ops::sandbox::{FaultSpec, ListShape};
 
 fn fault(
@@ -104,7 +103,7 @@ async fn a_later_page_failing_truncates_the_scan_runs_only_the_past_end_check_an
         ..Default::default()
     });
     sb.add_fault(fault(Some("GET"), "/api/v1/schedules", Some(500), None, 2));
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
     let st = h::incident_status(&rep);
@@ -200,7 +199,7 @@ async fn first_page_failure_exits_2_without_writing_anything() {
         None,
         5,
     ));
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     assert_eq!(rep.exit_code, 2);
     assert!(
@@ -221,7 +220,7 @@ async fn an_unknown_list_shape_or_malformed_json_exits_2_without_writing() {
     let sb = h::start(&fx).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[]);
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     sb.set_list_shape("/api/v1/schedules", ListShape::Unknown);
     let rep = h::run(&cfg, false, &sink).await;
     assert_eq!(rep.exit_code, 2);
@@ -265,7 +264,7 @@ async fn patch_answering_cannot_patch_is_contract_drift_with_a_full_write_and_no
         Some(h::error_body(404, "Cannot PATCH /api/v1/schedules/x")),
         100,
     ));
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     assert_eq!(rep.exit_code, 2);
     assert!(rep.wrote_state, "drift is a full write");
@@ -304,7 +303,7 @@ async fn patch_answering_cannot_patch_is_contract_drift_with_a_full_write_and_no
         "full write stamps lastRun"
     );
     assert!(
-        sink.summaries()
+        h::summaries(&sink)
             .iter()
             .any(|(s, items, _)| s.contains("contract drift") && !items.is_empty())
     );
@@ -325,7 +324,7 @@ async fn a_401_mid_run_logs_in_again_once_and_the_run_completes() {
         Some(json!({"statusCode":401,"message":"Unauthorized"})),
         1,
     ));
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
     assert_eq!(rep.exit_code, 1);
@@ -357,7 +356,7 @@ async fn a_second_401_after_a_write_aborts_with_a_partial_write() {
         Some(json!({"statusCode":401,"message":"Unauthorized"})),
         2,
     ));
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     assert_eq!(rep.exit_code, 2);
     assert!(rep.wrote_state, "partial write after an attempted mutation");
@@ -391,7 +390,7 @@ async fn a_deactivation_the_re_read_does_not_confirm_stays_open_unverified() {
         Some(json!({"success": true, "data": {"id": target, "name": "Summer Sale 2026 - Brand Wall", "isActive": true}})),
         2,
     ));
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     let inc = rep
         .result
@@ -418,8 +417,7 @@ async fn a_deactivation_the_re_read_does_not_confirm_stays_open_unverified() {
     assert_eq!(rem["verified"], false);
     assert_eq!(rem["success"], true);
     assert!(
-        !sink
-            .summaries()
+        !h::summaries(&sink)
             .iter()
             .any(|(s, items, _)| s.starts_with("Auto-deactivated")
                 && items.iter().any(|i| i.contains(&target)))
@@ -466,7 +464,7 @@ async fn a_schedule_with_a_malformed_reference_is_not_examined_and_keeps_its_inc
             ("schedule_overlap", "schedule", &pair, "warning"),
         ],
     );
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
     assert!(
@@ -500,7 +498,7 @@ async fn lying_playlists_list_makes_no_deactivation() {
     sb.truncate_list("/api/v1/playlists", Some(10));
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[]);
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
     let ids: Vec<String> = h::incident_status(&rep).into_keys().collect();
@@ -604,7 +602,7 @@ async fn lying_display_and_group_lists_make_no_no_target_deactivation() {
     sb.truncate_list("/api/v1/display-groups", Some(5));
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[]);
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     assert!(rep.fatal.is_none(), "{:?}", rep.fatal);
     let ids: Vec<String> = h::incident_status(&rep).into_keys().collect();

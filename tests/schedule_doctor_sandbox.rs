@@ -7,7 +7,6 @@ mod schedule_doctor_harness;
 use schedule_doctor_harness as h;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 const FALLBACK_NAME: &str = "Ops Fallback - Brand Evergreen";
 
@@ -44,7 +43,7 @@ async fn dry_run_then_real_run_find_every_seeded_fault_fix_verify_and_a_second_r
     assert!(!expected.assign.is_empty());
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[]);
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
 
     // ── Dry run: every read, no write but login/logout, the same actions listed ──
     let dry = h::run(&cfg, true, &sink).await;
@@ -107,13 +106,13 @@ async fn dry_run_then_real_run_find_every_seeded_fault_fix_verify_and_a_second_r
             "dry run changed nothing"
         );
     }
-    let dry_alerts = sink.summaries();
+    let dry_alerts = h::summaries(&sink);
     assert!(
         dry_alerts.iter().any(|(s, _, d)| *d
             && s == &format!("Auto-deactivated {} schedule(s)", expected.deactivate.len())),
         "{dry_alerts:?}"
     );
-    sink.alerts.lock().unwrap().clear();
+    sink.take();
 
     // ── Real run: the same actions, sent and verified ──
     sb.clear_requests();
@@ -183,7 +182,7 @@ async fn dry_run_then_real_run_find_every_seeded_fault_fix_verify_and_a_second_r
             .iter()
             .all(|l| l["verified"] == true && l["agent"] == "schedule-doctor")
     );
-    let alerts = sink.summaries();
+    let alerts = h::summaries(&sink);
     let deact = alerts
         .iter()
         .find(|(s, _, _)| s.starts_with("Auto-deactivated"))
@@ -237,7 +236,7 @@ async fn dry_run_then_real_run_find_every_seeded_fault_fix_verify_and_a_second_r
 
     // ── Second run: nothing more to change ──
     sb.clear_requests();
-    sink.alerts.lock().unwrap().clear();
+    sink.take();
     let second = h::run(&cfg, false, &sink).await;
     assert!(
         h::mutations(&sb.requests()).is_empty(),
@@ -256,7 +255,7 @@ async fn dry_run_then_real_run_find_every_seeded_fault_fix_verify_and_a_second_r
     );
     assert_eq!(second.result.issues_fixed, 0);
     assert!(
-        sink.summaries().is_empty(),
+        h::summaries(&sink).is_empty(),
         "no fix notification without fixes"
     );
     let st = h::state(&cfg).unwrap();
@@ -280,7 +279,7 @@ async fn near_misses_raise_nothing() {
     let sb = h::start(&fx).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[]);
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, true, &sink).await;
     let targets: Vec<String> = rep
         .result
@@ -342,7 +341,7 @@ async fn without_a_fallback_coverage_gaps_stay_open_and_explain_how_to_configure
     let expected = h::oracle(&fx, sb.now());
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[]);
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     let gaps: Vec<_> = rep
         .result
@@ -385,7 +384,7 @@ async fn env_fallback_is_used_when_the_organization_names_none() {
     let pid = h::playlist_id(&fx, "Brand Story Loop");
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[("OPS_FALLBACK_PLAYLIST_ID", &pid)]);
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     let gaps: Vec<_> = rep
         .result
@@ -402,7 +401,7 @@ async fn env_fallback_is_used_when_the_organization_names_none() {
         );
     }
     assert!(
-        sink.summaries()
+        h::summaries(&sink)
             .iter()
             .any(|(s, _, _)| s.contains("\"Brand Story Loop\""))
     );
@@ -418,7 +417,7 @@ async fn an_empty_configured_fallback_is_reported_invalid_and_never_assigned() {
     let sb = h::start(&fx).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = h::config(&sb, dir.path(), &[]);
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     let inv = rep
         .result
@@ -489,7 +488,7 @@ async fn in_demo_order_after_fleet_manager_the_findings_are_the_same() {
         "fleet-manager (exit {}) sent {sent:?}",
         fleet.exit_code
     );
-    let sink = Arc::new(h::CaptureSink::default());
+    let sink = h::capture_sink();
     let rep = h::run(&cfg, false, &sink).await;
     let ids: BTreeSet<String> = h::incident_status(&rep).keys().cloned().collect();
     assert_eq!(ids, expected.ids);

@@ -6,18 +6,17 @@
 #[path = "../support/mod.rs"]
 pub mod support;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use tokio_postgres::{Client, NoTls};
-use vizora_ops::agents::{AlertSink, InlineAlert, InlineKind};
+use vizora_ops::agents::AlertSink;
 use vizora_ops::config::{Config, Source};
 use vizora_ops::model::AgentName;
 use vizora_ops::runner::{self, RunOptions, RunReport, Wiring};
 use vizora_ops::state::audit::AuditLog;
+pub use vizora_ops::testing::RecordingSink;
 
 /// The Vizora tables db-maintainer vacuums by default (agents.md 6.6.2), physical names.
 pub const VIZORA_TABLES: [&str; 7] = [
@@ -140,32 +139,6 @@ impl TestDb {
             .admin
             .batch_execute(&format!("DROP DATABASE \"{}\" WITH (FORCE)", self.name))
             .await;
-    }
-}
-
-/// One recorded inline alert: kind, summary, items, ids of the incidents it covers.
-pub type Recorded = (InlineKind, String, Vec<String>, Vec<String>);
-
-/// Records every inline alert and reports its references as delivered (real runs only).
-#[derive(Default)]
-pub struct RecordingSink(Mutex<Vec<Recorded>>);
-
-#[async_trait]
-impl AlertSink for RecordingSink {
-    async fn inline(&self, a: InlineAlert, _now: DateTime<Utc>, dry_run: bool) -> Vec<String> {
-        let ids: Vec<String> = a.refs.iter().map(|i| i.id.clone()).collect();
-        self.0
-            .lock()
-            .unwrap()
-            .push((a.kind, a.summary.clone(), a.items.clone(), ids.clone()));
-        if dry_run { Vec::new() } else { ids }
-    }
-}
-
-impl RecordingSink {
-    /// `(kind, summary, items, incident ids)` of every alert so far.
-    pub fn all(&self) -> Vec<Recorded> {
-        self.0.lock().unwrap().clone()
     }
 }
 

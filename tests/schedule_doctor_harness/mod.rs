@@ -4,18 +4,18 @@
 //! each display's time zone), without using the agent's detection code.
 #![allow(dead_code)]
 
-use async_trait::async_trait;
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use vizora_ops::agents::{AlertSink, InlineAlert};
+use std::sync::Arc;
+use vizora_ops::agents::AlertSink;
 use vizora_ops::config::{Config, Source};
 use vizora_ops::model::AgentName;
 use vizora_ops::runner::{self, RunOptions, RunReport, Wiring};
 use vizora_ops::sandbox::{RecordedRequest, Sandbox, SandboxOptions};
+pub use vizora_ops::testing::RecordingSink;
 
 /// The demo fixture as JSON.
 pub fn demo() -> Value {
@@ -59,34 +59,21 @@ pub fn config(sb: &Sandbox, dir: &Path, extra: &[(&str, &str)]) -> Arc<Config> {
     Arc::new(Config::from_source(Source::from_pairs(pairs), dir).expect("valid test configuration"))
 }
 
-/// An alert sink that records every inline message and reports none delivered.
-#[derive(Default)]
-pub struct CaptureSink {
-    pub alerts: Mutex<Vec<(InlineAlert, bool)>>,
+/// Every inline message `(summary, items, dry_run)` recorded by `sink`.
+pub fn summaries(sink: &RecordingSink) -> Vec<(String, Vec<String>, bool)> {
+    sink.all()
+        .into_iter()
+        .map(|a| (a.summary, a.items, a.dry_run))
+        .collect()
 }
 
-#[async_trait]
-impl AlertSink for CaptureSink {
-    async fn inline(&self, alert: InlineAlert, _now: DateTime<Utc>, dry_run: bool) -> Vec<String> {
-        self.alerts.lock().unwrap().push((alert, dry_run));
-        Vec::new()
-    }
-}
-
-impl CaptureSink {
-    /// `(summary, items, dry_run)` of every captured message.
-    pub fn summaries(&self) -> Vec<(String, Vec<String>, bool)> {
-        self.alerts
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(a, d)| (a.summary.clone(), a.items.clone(), *d))
-            .collect()
-    }
+/// A sink that records every inline message and reports none delivered.
+pub fn capture_sink() -> Arc<RecordingSink> {
+    Arc::new(RecordingSink::undelivered())
 }
 
 /// Runs schedule-doctor once.
-pub async fn run(cfg: &Arc<Config>, dry_run: bool, sink: &Arc<CaptureSink>) -> RunReport {
+pub async fn run(cfg: &Arc<Config>, dry_run: bool, sink: &Arc<RecordingSink>) -> RunReport {
     runner::run_agent(
         cfg.clone(),
         AgentName::ScheduleDoctor,
