@@ -41,7 +41,11 @@ fn normalise(s: &str, dir: &Path) -> String {
     s = sub(&s, r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z", "<TS>");
     s = sub(&s, r"\b\d{4}-\d{2}-\d{2}\b", "<DATE>");
     // Wall-clock weekday and time of day ("no schedule is active now (Tue 02:09 UTC; …)").
-    s = sub(&s, r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{2}:\d{2}\b", "<DOW HH:MM>");
+    s = sub(
+        &s,
+        r"\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d{2}:\d{2}\b",
+        "<DOW HH:MM>",
+    );
     // Ports are chosen free at start.
     s = sub(&s, r"127\.0\.0\.1:\d+", "127.0.0.1:<PORT>");
     // Ids the sandbox generates per run (UUIDs, cuids).
