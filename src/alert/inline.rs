@@ -82,7 +82,7 @@ impl Alerter {
                 stamped_refs: refs,
             };
         }
-        let Some(webhook) = self.cfg.slack_webhook_url.clone() else {
+        let Some(notifier) = self.notifier(Channel::Slack) else {
             logging::warn(
                 COMPONENT,
                 format!("Slack is not configured (SLACK_WEBHOOK_URL unset): {title} not sent"),
@@ -110,7 +110,7 @@ impl Alerter {
                 false
             }
         };
-        let outcome = slack::deliver(&self.client, &webhook, &payload, self.notify_timeout).await;
+        let outcome = notifier.notify(&payload).await;
         if queued
             && let Err(e) = self
                 .outbox
