@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod effects;
 pub mod logging;
 pub mod maint;
 pub mod model;

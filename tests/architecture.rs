@@ -34,10 +34,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("sandbox", &["clock", "logging", "model", "redact"]),
     (
+        "effects",
+        &["alert", "clock", "logging", "model", "redact", "state"],
+    ),
+    (
         "agents",
         &[
-            "alert", "clock", "config", "logging", "maint", "model", "procman", "redact", "state",
-            "vizora",
+            "alert", "clock", "config", "effects", "logging", "maint", "model", "procman",
+            "redact", "state", "vizora",
         ],
     ),
     (
@@ -93,6 +97,11 @@ const NEVER: &[(&str, &[&str], &str)] = &[
         "model",
         &["state"],
         "model is plain data; the state store reads and writes it, not the other way round",
+    ),
+    (
+        "effects",
+        &["agents", "runner", "sandbox"],
+        "the effects gate wraps ports for agents; it knows no agent",
     ),
 ];
 
@@ -824,6 +833,45 @@ fn src_follows_the_import_rules_and_has_no_cycles() {
         "architecture rules broken (design/README.md §3):\n{}",
         v.join("\n")
     );
+}
+
+/// `(file, line)` of every read of a dry-run flag as a field (`x.dry_run`) in `files`: agents leave that decision
+/// to the effects gate (`ctx.effects()`, issue 10) and ask `is_dry_run()` only for wording.
+fn dry_run_reads(files: &[(String, String)]) -> Vec<(String, usize)> {
+    let re = regex::Regex::new(r"\.\s*dry_run\b").unwrap();
+    let mut out = Vec::new();
+    for (file, text) in files {
+        let stripped = strip(text);
+        for (n, line) in stripped.lines().enumerate() {
+            if re.is_match(line) {
+                out.push((file.clone(), n + 1));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn agents_never_read_the_dry_run_flag_they_go_through_the_effects_gate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    read_src(&root.join("src/agents"), root, &mut files);
+    assert!(files.len() > 20, "found only {} agent files", files.len());
+    // The context builds the gate from its flag; test doubles (a fake API's own dry-run mode) are not agents.
+    let allowed =
+        |f: &str| f == "src/agents/mod.rs" || f.ends_with("/tests.rs") || f.ends_with("/fake.rs");
+    files.retain(|(f, _)| !allowed(f));
+    let reads = dry_run_reads(&files);
+    assert!(
+        reads.is_empty(),
+        "agents read the dry-run flag instead of going through ctx.effects() (design/README.md §3): {reads:?}"
+    );
+    // The scan finds a read where there is one (and not in comments or strings).
+    let probe = vec![(
+        "x.rs".to_string(),
+        "// ctx.dry_run\nlet s = \"ctx.dry_run\";\nif self.ctx\n    .dry_run { }".to_string(),
+    )];
+    assert_eq!(dry_run_reads(&probe), vec![("x.rs".to_string(), 4)]);
 }
 
 // ------------------------------------------------------------------------------------------------------------------

@@ -1050,7 +1050,7 @@ impl<'a> Run<'a> {
         // The detail cache (6.2.1) is loaded before the walks, so each listed item is linked to its entry as it
         // streams past.
         let cache_file = CacheFile::from_config(&self.ctx.cfg);
-        let loaded = cache_file.load(self.ctx.dry_run);
+        let loaded = cache_file.load(self.ctx.effects().is_dry_run());
         for w in &loaded.warnings {
             self.ctx.warn(w);
         }
@@ -1670,7 +1670,7 @@ impl<'a> Run<'a> {
             .archive(&f.id, format!("Archive expired content \"{name}\""), None)
             .await;
         let repl_text = match &deliverable_repl {
-            Some((r, rname)) if self.ctx.dry_run => {
+            Some((r, rname)) if self.ctx.effects().is_dry_run() => {
                 format!("; would repoint {planned_repoints} playlist(s) to \"{rname}\" ({r})")
             }
             Some((r, rname)) => format!("; repointed {repointed} playlist(s) to \"{rname}\" ({r})"),
@@ -2118,7 +2118,7 @@ impl<'a> Run<'a> {
         if let Some(e) = failures.last() {
             inc.error = Some(e.clone());
         }
-        if self.ctx.dry_run {
+        if self.ctx.effects().is_dry_run() {
             inc.remediation = format!(
                 "Dry run: would archive {} unreferenced item(s) (oldest first, older than {min_age} days)",
                 planned.len()
@@ -2163,21 +2163,14 @@ impl<'a> Run<'a> {
                         let items = self.storage_archived.clone();
                         let stamps = self
                             .ctx
-                            .alerts
-                            .inline(
-                                InlineAlert {
-                                    agent: self.ctx.agent,
-                                    kind: InlineKind::Critical,
-                                    summary: format!(
-                                        "Storage critical and escalated: {}",
-                                        inc.message
-                                    ),
-                                    items,
-                                    refs,
-                                },
-                                self.ctx.now(),
-                                self.ctx.dry_run,
-                            )
+                            .effects()
+                            .alert(InlineAlert {
+                                agent: self.ctx.agent,
+                                kind: InlineKind::Critical,
+                                summary: format!("Storage critical and escalated: {}", inc.message),
+                                items,
+                                refs,
+                            })
                             .await;
                         self.out.alert_stamps.extend(stamps);
                         self.out.raise(inc);
@@ -2403,18 +2396,14 @@ impl<'a> Run<'a> {
             if opened {
                 let stamps = self
                     .ctx
-                    .alerts
-                    .inline(
-                        InlineAlert {
-                            agent: self.ctx.agent,
-                            kind: InlineKind::Critical,
-                            summary: format!("API contract drift on {slug}"),
-                            items: vec![err.clone()],
-                            refs: vec![inc.clone()],
-                        },
-                        self.ctx.now(),
-                        self.ctx.dry_run,
-                    )
+                    .effects()
+                    .alert(InlineAlert {
+                        agent: self.ctx.agent,
+                        kind: InlineKind::Critical,
+                        summary: format!("API contract drift on {slug}"),
+                        items: vec![err.clone()],
+                        refs: vec![inc.clone()],
+                    })
                     .await;
                 self.out.alert_stamps.extend(stamps);
             }
@@ -2453,21 +2442,17 @@ impl<'a> Run<'a> {
             let items = self.storage_archived.clone();
             let stamps = self
                 .ctx
-                .alerts
-                .inline(
-                    InlineAlert {
-                        agent: self.ctx.agent,
-                        kind: InlineKind::Fixed,
-                        summary: format!(
-                            "Auto-archived {} unreferenced content item(s) to relieve storage",
-                            items.len()
-                        ),
-                        items,
-                        refs: Vec::new(),
-                    },
-                    self.ctx.now(),
-                    self.ctx.dry_run,
-                )
+                .effects()
+                .alert(InlineAlert {
+                    agent: self.ctx.agent,
+                    kind: InlineKind::Fixed,
+                    summary: format!(
+                        "Auto-archived {} unreferenced content item(s) to relieve storage",
+                        items.len()
+                    ),
+                    items,
+                    refs: Vec::new(),
+                })
                 .await;
             self.out.alert_stamps.extend(stamps);
         }
@@ -2505,7 +2490,7 @@ impl<'a> Run<'a> {
 
         // The cache is written after the state write, by the runtime (6.2.1): never in a dry run, never when the
         // state write did not happen or failed.
-        if !self.ctx.dry_run && self.out.write != WriteMode::None {
+        if !self.ctx.effects().is_dry_run() && self.out.write != WriteMode::None {
             let cache = std::mem::take(&mut self.cache);
             let file = cache_file.clone();
             self.out.after_write = Some(Box::new(move || {
@@ -2521,7 +2506,7 @@ impl<'a> Run<'a> {
         fixed: Vec<(String, Incident)>,
         planned: Vec<String>,
     ) {
-        let (summary, items, refs) = if self.ctx.dry_run {
+        let (summary, items, refs) = if self.ctx.effects().is_dry_run() {
             if planned.is_empty() {
                 return;
             }
@@ -2546,18 +2531,14 @@ impl<'a> Run<'a> {
         };
         let stamps = self
             .ctx
-            .alerts
-            .inline(
-                InlineAlert {
-                    agent: self.ctx.agent,
-                    kind: InlineKind::Fixed,
-                    summary,
-                    items,
-                    refs,
-                },
-                self.ctx.now(),
-                self.ctx.dry_run,
-            )
+            .effects()
+            .alert(InlineAlert {
+                agent: self.ctx.agent,
+                kind: InlineKind::Fixed,
+                summary,
+                items,
+                refs,
+            })
             .await;
         self.out.alert_stamps.extend(stamps);
     }

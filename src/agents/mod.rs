@@ -20,6 +20,7 @@ pub mod schedule_doctor;
 pub use crate::alert::{AlertSink, InlineAlert, InlineKind, LogAlertSink};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::effects::Effects;
 use crate::model::{AgentName, Incident, OpsState, RemediationAction, Severity, ts};
 use crate::state::audit::AuditLog;
 use crate::vizora::VizoraApi;
@@ -61,6 +62,20 @@ pub struct AgentContext {
 }
 
 impl AgentContext {
+    /// The effects gate of this run ([`crate::effects`]): every side effect outside the Vizora API (process
+    /// commands, maintenance statements, file changes, alert deliveries) passes through it; agents branch on its
+    /// [`crate::effects::Gated`] result instead of reading the dry-run flag.
+    pub fn effects(&self) -> Effects<'_> {
+        Effects::new(
+            self.agent.as_str(),
+            self.dry_run,
+            &self.audit,
+            self.deadline,
+            &self.alerts,
+            &self.clock,
+        )
+    }
+
     /// The current instant from the injected clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

@@ -37,6 +37,7 @@ use crate::alert::{
 };
 use crate::clock::age_s;
 use crate::config::Config;
+use crate::effects::Gated;
 use crate::model::{
     AgentName, AgentResult, Incident, IncidentStatus, OpsState, RemediationAction, Severity,
     SystemStatus, compute_status, parse_ts, ts,
@@ -567,17 +568,21 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
         .into_iter()
         .map(|e| e.id)
         .collect();
-    let delivery = alerter
-        .deliver_status(&StatusRequest {
-            decision: &decision,
-            status,
-            previous: previous.unwrap_or(SystemStatus::Healthy),
-            last_status_alert: last_alert,
-            incidents: &alert_view,
-            remediations: &view.recent_remediations,
-            now,
-            dry_run: ctx.dry_run,
-        })
+    let delivery = ctx
+        .effects()
+        .deliver_status(
+            &alerter,
+            StatusRequest {
+                decision: &decision,
+                status,
+                previous: previous.unwrap_or(SystemStatus::Healthy),
+                last_status_alert: last_alert,
+                incidents: &alert_view,
+                remediations: &view.recent_remediations,
+                now,
+                dry_run: false, // the gate sets the run's flag
+            },
+        )
         .await;
     let slack_title = if decision.is_recovery {
         format!(
@@ -621,7 +626,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
             ));
         }
         let digest_due = !decision.is_recovery && status != SystemStatus::Healthy;
-        if ctx.dry_run {
+        if ctx.effects().is_dry_run() {
             o.note(format!(
                 "dry run: would send to slack: status alert \"{slack_title}\""
             ));
@@ -651,7 +656,10 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     for l in delivery_lines(&delivery, &queued_before, &slack_title, &email_subject) {
         o.note(l);
     }
-    if decision.send_status && !ctx.dry_run && !cfg.alert.capture_only && !delivery.status_delivered
+    if decision.send_status
+        && !ctx.effects().is_dry_run()
+        && !cfg.alert.capture_only
+        && !delivery.status_delivered
     {
         o.note("status alert not delivered on any channel: it stays queued, nothing is stamped, the last reported status is kept");
     }
@@ -708,11 +716,17 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     });
 
     // (8) Dashboard push of the state as this run writes it (see the module docs).
-    if ctx.dry_run {
-        o.note("dry run: the ops status would be pushed to the dashboard; nothing sent");
-    } else {
-        let projected = project_written_state(ctx, &o, changes.clone(), now);
-        push_dashboard(ctx, &alerter, &projected, &mut o).await;
+    let projected = project_written_state(ctx, &o, changes.clone(), now);
+    let pushed = ctx
+        .effects()
+        .run(|| push_dashboard(ctx, &alerter, &projected, &mut o))
+        .await;
+    match pushed {
+        Gated::Simulated => {
+            o.note("dry run: the ops status would be pushed to the dashboard; nothing sent")
+        }
+        Gated::Deferred => o.note("dashboard push deferred: the run deadline was reached"),
+        Gated::Applied(()) => {}
     }
     let hook: StateHook = Box::new(move |st: &mut OpsState, at: DateTime<Utc>| {
         changes.apply(st, at);
@@ -797,7 +811,8 @@ async fn push_dashboard(
         }
         Some(api) => match api.post_idempotent(OPS_STATUS_PATH, &payload).await {
             Ok(_) => {
-                alerter.record_push(outbox::CH_DASHBOARD, Ok(()), now, false);
+                ctx.effects()
+                    .record_push(alerter, outbox::CH_DASHBOARD, Ok(()), now);
                 o.note(format!(
                     "dashboard push: ops status ({}, {bytes} bytes{trimmed}) sent to POST {OPS_STATUS_PATH}",
                     state.system_status
@@ -806,7 +821,8 @@ async fn push_dashboard(
             Err(e) => {
                 let why = crate::redact::redact_str(&e.to_string());
                 ctx.warn(format!("dashboard push to the Vizora API failed: {why}"));
-                alerter.record_push(outbox::CH_DASHBOARD, Err(&why), now, false);
+                ctx.effects()
+                    .record_push(alerter, outbox::CH_DASHBOARD, Err(&why), now);
                 o.note(format!("dashboard push failed: {why}"));
             }
         },
@@ -827,7 +843,8 @@ async fn push_dashboard(
         .await
         {
             Ok(()) => {
-                alerter.record_push(outbox::CH_OPS_SERVER, Ok(()), now, false);
+                ctx.effects()
+                    .record_push(alerter, outbox::CH_OPS_SERVER, Ok(()), now);
                 o.note(format!(
                     "ops server push: ops status sent to {}",
                     crate::redact::url_host_only(url)
@@ -835,7 +852,8 @@ async fn push_dashboard(
             }
             Err(why) => {
                 ctx.warn(format!("ops server push failed: {why}"));
-                alerter.record_push(outbox::CH_OPS_SERVER, Err(&why), now, false);
+                ctx.effects()
+                    .record_push(alerter, outbox::CH_OPS_SERVER, Err(&why), now);
                 o.note(format!("ops server push failed: {why}"));
             }
         }

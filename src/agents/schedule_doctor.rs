@@ -899,7 +899,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
             items: drift_incs.iter().map(|i| i.message.clone()).collect(),
             refs: drift_incs,
         };
-        let stamps = ctx.alerts.inline(alert, ctx.now(), ctx.dry_run).await;
+        let stamps = ctx.effects().alert(alert).await;
         r.o.alert_stamps.extend(stamps);
     }
 
@@ -917,7 +917,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
             items: r.deactivated.iter().map(|f| f.item.clone()).collect(),
             refs,
         };
-        let stamps = ctx.alerts.inline(alert, ctx.now(), ctx.dry_run).await;
+        let stamps = ctx.effects().alert(alert).await;
         r.o.alert_stamps.extend(stamps);
     }
     if !r.assigned.is_empty() {
@@ -941,7 +941,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
             items: r.assigned.iter().map(|f| f.item.clone()).collect(),
             refs,
         };
-        let stamps = ctx.alerts.inline(alert, ctx.now(), ctx.dry_run).await;
+        let stamps = ctx.effects().alert(alert).await;
         r.o.alert_stamps.extend(stamps);
     }
 

@@ -4,6 +4,7 @@
 use super::AGENT;
 use super::report::{Part, action, audit, human_bytes, past_deadline};
 use crate::agents::AgentContext;
+use crate::effects::Gated;
 use crate::maint::logs::{self, PlannedRotation, RotationParams, RotationReport};
 use crate::model::{Incident, Severity};
 use crate::redact::redact_str;
@@ -40,23 +41,40 @@ pub(super) async fn task(ctx: &AgentContext) -> Part {
     };
     let audit_file = ctx.cfg.audit_file.clone();
     let now = ctx.now();
-    let dry = ctx.dry_run;
     let started = Instant::now();
-    let d = dir.clone();
-    let joined = tokio::task::spawn_blocking(move || {
-        let plan = logs::plan_rotation(&d, Some(&audit_file), &params, now);
-        let report = (!dry).then(|| logs::rotate_logs(&d, Some(&audit_file), &params, now));
-        (plan, report)
-    })
-    .await;
+    let (d, af) = (dir.clone(), audit_file.clone());
+    let planned =
+        tokio::task::spawn_blocking(move || logs::plan_rotation(&d, Some(&af), &params, now)).await;
+    // The rotation itself is a side effect: the gate runs it, or in a dry run only the plan is reported (1.5).
+    let (d, af) = (dir.clone(), audit_file.clone());
+    let rotation = ctx
+        .effects()
+        .run(|| tokio::task::spawn_blocking(move || logs::rotate_logs(&d, Some(&af), &params, now)))
+        .await;
     let duration_ms = started.elapsed().as_millis() as u64;
-    let ((plans, examined, plan_errors), report) = match joined {
+    let failed = |e: tokio::task::JoinError, p: &mut Part| {
+        let err = format!("rotation task failed: {e}");
+        p.covered.push("log-retention-failed");
+        p.incidents
+            .push(retention_incident(ctx, &shown_dir, &[err]));
+        p.stat("rotation", Value::Null);
+    };
+    let (plans, examined, plan_errors) = match planned {
         Ok(x) => x,
         Err(e) => {
-            let err = format!("rotation task failed: {e}");
-            p.covered.push("log-retention-failed");
-            p.incidents
-                .push(retention_incident(ctx, &shown_dir, &[err]));
+            failed(e, &mut p);
+            return p;
+        }
+    };
+    let report = match rotation {
+        Gated::Applied(Ok(r)) => Some(r),
+        Gated::Applied(Err(e)) => {
+            failed(e, &mut p);
+            return p;
+        }
+        Gated::Simulated => None,
+        Gated::Deferred => {
+            p.note("logs: rotation deferred — the run deadline was reached");
             p.stat("rotation", Value::Null);
             return p;
         }
@@ -66,10 +84,9 @@ pub(super) async fn task(ctx: &AgentContext) -> Part {
         Some(r) => r.errors.clone(),
         None => plan_errors.clone(),
     };
-    if dry {
-        report_plan(ctx, &plans, examined, &errors, &dir, &params, now, &mut p);
-    } else if let Some(r) = &report {
-        report_rotation(ctx, r, &plans, &dir, now, duration_ms, &mut p);
+    match &report {
+        None => report_plan(ctx, &plans, examined, &errors, &dir, &params, now, &mut p),
+        Some(r) => report_rotation(ctx, r, &plans, &dir, now, duration_ms, &mut p),
     }
     if !errors.is_empty() {
         p.note(format!(

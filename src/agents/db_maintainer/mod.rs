@@ -115,7 +115,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
 
     ctx.info(format!(
         "maintenance{}: PostgreSQL {}, Redis {}, logs {}, S3 {}, backups {} location(s){}",
-        if ctx.dry_run {
+        if ctx.effects().is_dry_run() {
             " (dry run: reads only)"
         } else {
             ""
@@ -146,7 +146,7 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     let rotation = logs::task(ctx).await;
 
     let mut maintenance = Map::new();
-    maintenance.insert("dryRun".into(), Value::Bool(ctx.dry_run));
+    maintenance.insert("dryRun".into(), Value::Bool(ctx.effects().is_dry_run()));
     maintenance.insert("demo".into(), Value::Bool(ctx.cfg.demo));
     let mut not_configured = Vec::new();
     for part in [pg, redis, rotation, buckets, backups] {
@@ -210,7 +210,7 @@ async fn critical_alert(ctx: &AgentContext, o: &mut AgentOutcome) {
             .collect(),
         refs: list,
     };
-    let stamps = ctx.alerts.inline(alert, ctx.now(), ctx.dry_run).await;
+    let stamps = ctx.effects().alert(alert).await;
     o.alert_stamps.extend(stamps);
 }
 

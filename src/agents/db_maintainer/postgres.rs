@@ -5,6 +5,7 @@
 use super::report::Part;
 use super::{AGENT, ENABLE_POSTGRES};
 use crate::agents::AgentContext;
+use crate::effects::Gated;
 use crate::maint::MaintError;
 use crate::maint::postgres::{self, PgTarget, SQLSTATE_LOCK_TIMEOUT};
 use crate::model::Severity;
@@ -145,15 +146,93 @@ pub(super) const BLOCKER_HINT: &str = "find the blocking session (SELECT pid, st
      WHERE cardinality(pg_blocking_pids(pid)) > 0 OR state = 'idle in transaction') and end the long transaction; \
      the next run retries";
 
-/// The audit mutation line of a VACUUM or REINDEX statement (4.8: `method: SQL`, `before: null`, the statement).
-pub(super) fn sql_line(
+/// What the audit line of a maintenance statement needs from its result (4.8).
+pub(super) trait StatementResult {
+    /// The statement as run.
+    fn statement(&self) -> &str;
+    /// Whether it succeeded.
+    fn ok(&self) -> bool;
+    /// Its duration, ms.
+    fn duration_ms(&self) -> u64;
+    /// Its error, if it failed.
+    fn error(&self) -> Option<String>;
+    /// The audit line's `after` figures (on success).
+    fn after(&self) -> Value;
+}
+
+impl StatementResult for postgres::TableVacuumReport {
+    fn statement(&self) -> &str {
+        &self.statement
+    }
+    fn ok(&self) -> bool {
+        postgres::TableVacuumReport::ok(self)
+    }
+    fn duration_ms(&self) -> u64 {
+        self.duration_ms
+    }
+    fn error(&self) -> Option<String> {
+        self.error.clone()
+    }
+    fn after(&self) -> Value {
+        json!({"deadTuples": self.dead_tuples_after, "sizeBytes": self.size_after_bytes})
+    }
+}
+
+impl StatementResult for postgres::IndexReindexReport {
+    fn statement(&self) -> &str {
+        &self.statement
+    }
+    fn ok(&self) -> bool {
+        postgres::IndexReindexReport::ok(self)
+    }
+    fn duration_ms(&self) -> u64 {
+        self.duration_ms
+    }
+    fn error(&self) -> Option<String> {
+        self.error.clone()
+    }
+    fn after(&self) -> Value {
+        json!({
+            "sizeBytes": self.size_after_bytes,
+            "avgLeafDensity": self.avg_leaf_density_after,
+            "leafFragmentation": self.leaf_fragmentation_after,
+        })
+    }
+}
+
+impl StatementResult for postgres::TableReindexReport {
+    fn statement(&self) -> &str {
+        &self.statement
+    }
+    fn ok(&self) -> bool {
+        postgres::TableReindexReport::ok(self)
+    }
+    fn duration_ms(&self) -> u64 {
+        self.duration_ms
+    }
+    fn error(&self) -> Option<String> {
+        self.error.clone()
+    }
+    fn after(&self) -> Value {
+        json!({"indexesSizeBytes": self.indexes_size_after_bytes})
+    }
+}
+
+/// One VACUUM or REINDEX statement through the effects gate (issue 10; 6.6.2, 6.6.3, 1.5): its audit mutation line
+/// (4.8: `method: SQL`, `before: null`, the statement) is written by the gate, with `dryRun: true` and nothing run in
+/// a dry run, and completed from the result otherwise.
+pub(super) async fn run_statement<R: StatementResult, F>(
     ctx: &AgentContext,
     what: &str,
     target_id: &str,
     statement: &str,
     started: DateTime<Utc>,
-) -> MutationLine {
-    let mut l = MutationLine::new(
+    op: impl FnOnce() -> F,
+) -> Gated<R>
+where
+    F: std::future::Future<Output = R>,
+{
+    let line = MutationLine::new(
         &ctx.run_id,
         AGENT.as_str(),
         what,
@@ -162,10 +241,24 @@ pub(super) fn sql_line(
         target_id,
         started,
         Value::Null,
-        ctx.dry_run,
+        false,
     );
-    l.statement = Some(statement.to_string());
-    l
+    let mut line = line;
+    line.statement = Some(statement.to_string());
+    ctx.effects()
+        .mutate(line, op, |r, line| {
+            line.statement = Some(r.statement().to_string());
+            line.success = r.ok();
+            line.duration_ms = Some(r.duration_ms());
+            if r.ok() {
+                line.after = Some(r.after());
+            } else {
+                line.error = r.error();
+            }
+            true
+        })
+        .await
+        .map_applied(|(r, _)| r)
 }
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! `reindex-unsupported`, `reindex-failed`, `reindex-invalid-leftover` (reported, never dropped).
 
 use super::leftovers;
-use super::postgres::{BLOCKER_HINT, lock_hint, sql_line};
-use super::report::{Part, action, audit, id_of, opt_bytes, past_deadline};
+use super::postgres::{BLOCKER_HINT, lock_hint, run_statement};
+use super::report::{Part, action, id_of, opt_bytes, past_deadline};
 use crate::agents::AgentContext;
+use crate::effects::Gated;
 use crate::maint::postgres::{self, PgPort, SQLSTATE_LOCK_TIMEOUT};
 use crate::maint::quote_ident;
 use crate::model::Severity;
@@ -77,7 +78,7 @@ pub(super) async fn reindex(ctx: &AgentContext, conn: &dyn PgPort, schema: &str,
         .iter()
         .any(|i| i.kind == "reindex-failed" && i.error.is_some());
     if any_failed
-        && !ctx.dry_run
+        && !ctx.effects().is_dry_run()
         && let Ok(after) = conn.invalid_leftovers(schema).await
     {
         let new: Vec<String> = after
@@ -203,6 +204,15 @@ async fn reindex_tables(
     table_rows
 }
 
+/// The stats row of a statement the gate deferred: the run deadline passed before it could start (1.2).
+fn deferred(name: &str, key: &str, stmt: &str, p: &mut Part) -> Value {
+    p.unexamined.push(id_of("reindex-failed", name));
+    p.note(format!(
+        "{key} \"{name}\": REINDEX deferred — the run deadline was reached"
+    ));
+    json!({key: name, "deferred": true, "statement": stmt})
+}
+
 async fn reindex_one(
     ctx: &AgentContext,
     conn: &dyn PgPort,
@@ -218,20 +228,20 @@ async fn reindex_one(
     );
     let what = format!("REINDEX INDEX CONCURRENTLY \"{index}\"");
     let started = ctx.now();
-    if ctx.dry_run {
-        let size = conn.index_size(schema, index).await;
-        audit(ctx, &sql_line(ctx, &what, index, &stmt, started));
-        p.unexamined.push(id_of("reindex-failed", index));
-        p.note(format!(
-            "index \"{index}\": would run {stmt} (dry run) — size {}",
-            opt_bytes(size)
-        ));
-        return json!({"index": index, "dryRun": true, "statement": stmt, "sizeBeforeBytes": size});
-    }
-    let r = conn.reindex_index(schema, index, db.lock_timeout_s).await;
-    let mut line = sql_line(ctx, &what, index, &r.statement, started);
-    line.success = r.ok();
-    line.duration_ms = Some(r.duration_ms);
+    let op = || conn.reindex_index(schema, index, db.lock_timeout_s);
+    let r = match run_statement(ctx, &what, index, &stmt, started, op).await {
+        Gated::Applied(r) => r,
+        Gated::Deferred => return deferred(index, "index", &stmt, p),
+        Gated::Simulated => {
+            let size = conn.index_size(schema, index).await;
+            p.unexamined.push(id_of("reindex-failed", index));
+            p.note(format!(
+                "index \"{index}\": would run {stmt} (dry run) — size {}",
+                opt_bytes(size)
+            ));
+            return json!({"index": index, "dryRun": true, "statement": stmt, "sizeBeforeBytes": size});
+        }
+    };
     let before = json!({
         "sizeBytes": r.size_before_bytes,
         "avgLeafDensity": r.avg_leaf_density_before,
@@ -243,7 +253,6 @@ async fn reindex_one(
         "leafFragmentation": r.leaf_fragmentation_after,
     });
     if r.ok() {
-        line.after = Some(after.clone());
         let density = match (r.avg_leaf_density_before, r.avg_leaf_density_after) {
             (Some(b), Some(a)) => format!(", leaf density {b:.1} % → {a:.1} %"),
             _ => String::new(),
@@ -256,7 +265,6 @@ async fn reindex_one(
         ));
     } else {
         let err = r.error.clone().unwrap_or_default();
-        line.error = Some(err.clone());
         let hint = lock_hint(r.sqlstate.as_deref(), db.lock_timeout_s);
         p.note(format!(
             "index \"{index}\": REINDEX failed after {} ms — {err}{hint}",
@@ -279,7 +287,6 @@ async fn reindex_one(
         inc.error = Some(err);
         p.incidents.push(inc);
     }
-    audit(ctx, &line);
     p.remediations.push(action(
         ctx,
         started,
@@ -324,20 +331,19 @@ async fn reindex_table_one(
     );
     let what = format!("REINDEX TABLE CONCURRENTLY \"{table}\"");
     let started = ctx.now();
-    if ctx.dry_run {
-        audit(ctx, &sql_line(ctx, &what, table, &stmt, started));
-        p.unexamined.push(id_of("reindex-failed", table));
-        p.note(format!("table \"{table}\": would run {stmt} (dry run)"));
-        return json!({"table": table, "dryRun": true, "statement": stmt});
-    }
-    let r = conn.reindex_table(schema, table, db.lock_timeout_s).await;
-    let mut line = sql_line(ctx, &what, table, &r.statement, started);
-    line.success = r.ok();
-    line.duration_ms = Some(r.duration_ms);
+    let op = || conn.reindex_table(schema, table, db.lock_timeout_s);
+    let r = match run_statement(ctx, &what, table, &stmt, started, op).await {
+        Gated::Applied(r) => r,
+        Gated::Deferred => return deferred(table, "table", &stmt, p),
+        Gated::Simulated => {
+            p.unexamined.push(id_of("reindex-failed", table));
+            p.note(format!("table \"{table}\": would run {stmt} (dry run)"));
+            return json!({"table": table, "dryRun": true, "statement": stmt});
+        }
+    };
     let before = json!({"indexesSizeBytes": r.indexes_size_before_bytes});
     let after = json!({"indexesSizeBytes": r.indexes_size_after_bytes});
     if r.ok() {
-        line.after = Some(after.clone());
         p.note(format!(
             "table \"{table}\": indexes rebuilt concurrently, {} → {}, {} ms",
             opt_bytes(r.indexes_size_before_bytes),
@@ -346,7 +352,6 @@ async fn reindex_table_one(
         ));
     } else {
         let err = r.error.clone().unwrap_or_default();
-        line.error = Some(err.clone());
         let hint = lock_hint(r.sqlstate.as_deref(), db.lock_timeout_s);
         p.note(format!(
             "table \"{table}\": REINDEX TABLE failed after {} ms — {err}{hint}",
@@ -367,7 +372,6 @@ async fn reindex_table_one(
         inc.error = Some(err);
         p.incidents.push(inc);
     }
-    audit(ctx, &line);
     p.remediations.push(action(
         ctx,
         started,

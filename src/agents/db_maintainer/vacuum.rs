@@ -1,9 +1,10 @@
 //! VACUUM (ANALYZE) of `OPS_VACUUM_TABLES` (agents.md 6.6.2) over [`PgPort`]: `vacuum-table-missing`,
 //! `vacuum-failed`, `vacuum-all-failed`.
 
-use super::postgres::{BLOCKER_HINT, lock_hint, sql_line};
-use super::report::{Part, action, audit, id_of, opt_bytes, opt_num, past_deadline};
+use super::postgres::{BLOCKER_HINT, lock_hint, run_statement};
+use super::report::{Part, action, id_of, opt_bytes, opt_num, past_deadline};
 use crate::agents::AgentContext;
+use crate::effects::Gated;
 use crate::maint::postgres::{PgPort, SQLSTATE_LOCK_TIMEOUT};
 use crate::maint::quote_ident;
 use crate::model::Severity;
@@ -68,6 +69,13 @@ pub(super) async fn vacuum(ctx: &AgentContext, conn: &dyn PgPort, schema: &str, 
         }
         match vacuum_one(ctx, conn, schema, t, p).await {
             Step::DryRun(row) => rows.push(row),
+            Step::Deferred => {
+                deferred.push(t.clone());
+                p.unexamined.push(id_of("vacuum-failed", t));
+                p.note(format!(
+                    "\"{t}\": VACUUM deferred — the run deadline was reached"
+                ));
+            }
             Step::Ran(row, failure) => {
                 attempted += 1;
                 failures.extend(failure);
@@ -79,8 +87,8 @@ pub(super) async fn vacuum(ctx: &AgentContext, conn: &dyn PgPort, schema: &str, 
         rows.push(json!({"table": t, "missing": true}));
     }
     p.stat("tables", Value::Array(rows));
-    if ctx.dry_run || (!deferred.is_empty() && attempted == 0) {
-        // Nothing attempted: no verdict on failures.
+    if ctx.effects().is_dry_run() || (!deferred.is_empty() && attempted == 0) {
+        // Nothing attempted: no verdict on failures (a dry run attempts nothing, 1.5).
         return;
     }
     judge(ctx, schema, attempted, &failures, p);
@@ -93,6 +101,8 @@ type Failure = (String, String, Option<String>);
 enum Step {
     DryRun(Value),
     Ran(Value, Option<Failure>),
+    /// The gate found the run deadline passed before the statement could start.
+    Deferred,
 }
 
 /// One table (6.6.2): in a dry run the figures and the would-be statement's audit line; otherwise the statement,
@@ -112,29 +122,29 @@ async fn vacuum_one(
     );
     let what = format!("VACUUM (ANALYZE) \"{t}\"");
     let started = ctx.now();
-    if ctx.dry_run {
-        let (dead, size) = conn.table_figures(schema, t, db.lock_timeout_s).await;
-        audit(ctx, &sql_line(ctx, &what, t, &stmt, started));
-        p.unexamined.push(id_of("vacuum-failed", t));
-        p.note(format!(
-            "\"{t}\": would run {stmt} (dry run) — dead tuples {}, size {}",
-            opt_num(dead),
-            opt_bytes(size)
-        ));
-        return Step::DryRun(json!({
-            "table": t, "dryRun": true, "statement": stmt,
-            "deadTuplesBefore": dead, "sizeBeforeBytes": size,
-        }));
-    }
+    let op = || conn.vacuum_table(schema, t, db.lock_timeout_s);
+    let gated = run_statement(ctx, &what, t, &stmt, started, op).await;
+    let r = match gated {
+        Gated::Applied(r) => r,
+        Gated::Deferred => return Step::Deferred,
+        Gated::Simulated => {
+            let (dead, size) = conn.table_figures(schema, t, db.lock_timeout_s).await;
+            p.unexamined.push(id_of("vacuum-failed", t));
+            p.note(format!(
+                "\"{t}\": would run {stmt} (dry run) — dead tuples {}, size {}",
+                opt_num(dead),
+                opt_bytes(size)
+            ));
+            return Step::DryRun(json!({
+                "table": t, "dryRun": true, "statement": stmt,
+                "deadTuplesBefore": dead, "sizeBeforeBytes": size,
+            }));
+        }
+    };
     let mut failure = None;
-    let r = conn.vacuum_table(schema, t, db.lock_timeout_s).await;
-    let mut line = sql_line(ctx, &what, t, &r.statement, started);
-    line.success = r.ok();
-    line.duration_ms = Some(r.duration_ms);
     let after = json!({"deadTuples": r.dead_tuples_after, "sizeBytes": r.size_after_bytes});
     let before = json!({"deadTuples": r.dead_tuples_before, "sizeBytes": r.size_before_bytes});
     if r.ok() {
-        line.after = Some(after.clone());
         p.note(format!(
             "\"{t}\": dead tuples {} → {}, size {} → {}, {} ms",
             opt_num(r.dead_tuples_before),
@@ -145,7 +155,6 @@ async fn vacuum_one(
         ));
     } else {
         let err = r.error.clone().unwrap_or_default();
-        line.error = Some(err.clone());
         p.note(format!(
             "\"{t}\": VACUUM failed after {} ms — {err}{}",
             r.duration_ms,
@@ -153,7 +162,6 @@ async fn vacuum_one(
         ));
         failure = Some((t.to_string(), err, r.sqlstate.clone()));
     }
-    audit(ctx, &line);
     p.remediations.push(action(
         ctx,
         started,

@@ -30,18 +30,14 @@ impl FleetRun<'_> {
         let ctx = self.ctx;
         let items = refs.iter().map(|i| i.message.clone()).collect();
         let stamps = ctx
-            .alerts
-            .inline(
-                InlineAlert {
-                    agent: AgentName::FleetManager,
-                    kind,
-                    summary,
-                    items,
-                    refs,
-                },
-                ctx.now(),
-                ctx.dry_run,
-            )
+            .effects()
+            .alert(InlineAlert {
+                agent: AgentName::FleetManager,
+                kind,
+                summary,
+                items,
+                refs,
+            })
             .await;
         self.o.alert_stamps.extend(stamps);
     }

@@ -196,18 +196,14 @@ impl FleetRun<'_> {
                 fixed.items.len()
             );
             let _ = ctx
-                .alerts
-                .inline(
-                    InlineAlert {
-                        agent: AgentName::FleetManager,
-                        kind: InlineKind::Fixed,
-                        summary,
-                        items: fixed.items,
-                        refs: fixed.refs,
-                    },
-                    ctx.now(),
-                    ctx.dry_run,
-                )
+                .effects()
+                .alert(InlineAlert {
+                    agent: AgentName::FleetManager,
+                    kind: InlineKind::Fixed,
+                    summary,
+                    items: fixed.items,
+                    refs: fixed.refs,
+                })
                 .await;
         }
     }

@@ -6,11 +6,11 @@ use super::AGENT;
 use super::restart::{Cmd, Work};
 use crate::agents::{AgentContext, AgentOutcome};
 use crate::config::HealthConfig;
+use crate::effects::Gated;
 use crate::model::{RemediationAction, ts};
 use crate::procman::{PmError, ProcTarget, ProcessManager};
 use crate::state::audit::MutationLine;
 use serde_json::{Map, json};
-use std::time::Instant;
 
 /// `pm2 restart`, `pm2 reload` or `systemctl restart` (agents.md 2.3).
 pub(super) fn method_for(kind: &str, verb: &str) -> String {
@@ -41,6 +41,15 @@ pub(super) fn show_argv(argv: &[String]) -> String {
     argv.join(" ")
 }
 
+/// The redacted error of a failed command: its stderr's first line, or the error.
+fn command_error(method: &str, e: &PmError) -> String {
+    let first = e
+        .stderr_first_line()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.to_string());
+    crate::redact::redact_str(&format!("{method} failed: {first}"))
+}
+
 /// Runs (or in a dry run, audits and lists) `cmds` in order, counting an attempt on every incident a command acted
 /// on. Returns whether any command ran successfully (then verification follows).
 pub(super) async fn execute(
@@ -58,49 +67,6 @@ pub(super) async fn execute(
         let method = method_for(kind, c.verb);
         let planned = planned_argv(h, kind, c.verb, &c.target);
         let at = ctx.now();
-        if ctx.dry_run {
-            let mut line = MutationLine::new(
-                &ctx.run_id,
-                AGENT.as_str(),
-                &c.action,
-                &method,
-                c.rem_target,
-                &c.rem_target_id,
-                at,
-                c.before.clone(),
-                true,
-            );
-            line.command = Some(planned.clone());
-            if let Err(e) = ctx.audit.append(&line) {
-                ctx.error(format!("audit append failed: {e}"));
-            }
-            c.argv = planned;
-            o.note(format!(
-                "dry run: would run `{}` ({}, attempt {} of {max})",
-                show_argv(&c.argv),
-                c.action,
-                c.attempt
-            ));
-            continue;
-        }
-        if Instant::now() >= ctx.deadline {
-            c.argv = planned;
-            c.deferred = true;
-            ctx.warn(format!(
-                "run deadline reached: `{}` deferred ({})",
-                show_argv(&c.argv),
-                c.action
-            ));
-            continue;
-        }
-        ctx.info(format!("running `{}` ({})", show_argv(&planned), c.action));
-        let t0 = Instant::now();
-        let res = if c.verb == "reload" {
-            pm.reload(&c.target).await
-        } else {
-            pm.restart(&c.target).await
-        };
-        let duration_ms = t0.elapsed().as_millis() as u64;
         let mut line = MutationLine::new(
             &ctx.run_id,
             AGENT.as_str(),
@@ -112,14 +78,67 @@ pub(super) async fn execute(
             c.before.clone(),
             false,
         );
-        line.duration_ms = Some(duration_ms);
+        line.command = Some(planned.clone());
+        let target = c.target.clone();
+        let op = || async {
+            // Logged only when the gate lets the command run.
+            ctx.info(format!("running `{}` ({})", show_argv(&planned), c.action));
+            if c.verb == "reload" {
+                pm.reload(&target).await
+            } else {
+                pm.restart(&target).await
+            }
+        };
+        let gated = ctx
+            .effects()
+            .mutate(line, op, |res, line| {
+                match res {
+                    Ok(rec) => {
+                        line.command = Some(rec.argv.clone());
+                        line.success = true;
+                        line.after =
+                            Some(json!({"exitCode": rec.exit_code, "durationMs": rec.duration_ms}));
+                    }
+                    Err(PmError::Rejected(_)) => return false, // nothing ran: no mutation (6.1.3)
+                    Err(e) => {
+                        line.command =
+                            Some(e.argv().map(<[String]>::to_vec).unwrap_or(planned.clone()));
+                        line.success = false;
+                        line.error = Some(command_error(&method, e));
+                    }
+                }
+                true
+            })
+            .await;
+        let (res, line) = match gated {
+            Gated::Simulated => {
+                c.argv = planned;
+                c.simulated = true;
+                o.note(format!(
+                    "dry run: would run `{}` ({}, attempt {} of {max})",
+                    show_argv(&c.argv),
+                    c.action,
+                    c.attempt
+                ));
+                continue;
+            }
+            Gated::Deferred => {
+                c.argv = planned;
+                c.deferred = true;
+                ctx.warn(format!(
+                    "run deadline reached: `{}` deferred ({})",
+                    show_argv(&c.argv),
+                    c.action
+                ));
+                continue;
+            }
+            Gated::Applied(done) => done,
+        };
         match res {
             Ok(rec) => {
                 c.argv = rec.argv.clone();
                 c.ran = true;
                 c.ok = true;
-                line.after =
-                    Some(json!({"exitCode": rec.exit_code, "durationMs": rec.duration_ms}));
                 any_ran = true;
             }
             Err(PmError::Rejected(why)) => {
@@ -127,30 +146,16 @@ pub(super) async fn execute(
                 c.rejected = true;
                 c.error = Some("rejected process name or id".into());
                 ctx.error(format!("command rejected, nothing ran: {why}"));
+                continue; // nothing ran: no mutation, no attempt (6.1.3)
             }
             Err(e) => {
                 c.argv = e.argv().map(<[String]>::to_vec).unwrap_or(planned.clone());
                 c.ran = true;
-                let first = e
-                    .stderr_first_line()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| e.to_string());
-                c.error = Some(crate::redact::redact_str(&format!(
-                    "{method} failed: {first}"
-                )));
+                c.error = line.error.clone();
                 ctx.error(format!("`{}` failed: {e}", show_argv(&c.argv)));
             }
         }
-        if c.rejected {
-            continue; // nothing ran: no mutation, no attempt (6.1.3)
-        }
-        line.command = Some(c.argv.clone());
-        line.success = c.ok;
-        line.error = c.error.clone();
         c.mutation_id = Some(line.id.clone());
-        if let Err(e) = ctx.audit.append(&line) {
-            ctx.error(format!("audit append failed after a command: {e}"));
-        }
         o.remediations.push(RemediationAction {
             agent: AGENT.as_str().into(),
             timestamp: ts(at),

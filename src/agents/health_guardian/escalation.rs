@@ -71,7 +71,7 @@ pub(super) async fn send_alerts(
             items: list.iter().map(item).collect(),
             refs: list,
         };
-        let stamped = ctx.alerts.inline(alert, ctx.now(), ctx.dry_run).await;
+        let stamped = ctx.effects().alert(alert).await;
         o.alert_stamps.extend(stamped);
     }
     let fixed: Vec<String> = o
@@ -91,24 +91,20 @@ pub(super) async fn send_alerts(
         // A notification, not an alert: no incident is stamped (a stamp on a resolved incident would suppress the
         // next episode's alert).
         let _ = ctx
-            .alerts
-            .inline(
-                InlineAlert {
-                    agent: AGENT,
-                    kind: InlineKind::Fixed,
-                    // One count vocabulary (README "What the counts mean"): fixed = verified remediations; one
-                    // restart can close several incidents.
-                    summary: format!(
-                        "health-guardian: {} verified fix(es) closed {} incident(s)",
-                        o.fixed,
-                        fixed.len()
-                    ),
-                    items: fixed,
-                    refs: Vec::new(),
-                },
-                ctx.now(),
-                ctx.dry_run,
-            )
+            .effects()
+            .alert(InlineAlert {
+                agent: AGENT,
+                kind: InlineKind::Fixed,
+                // One count vocabulary (README "What the counts mean"): fixed = verified remediations; one
+                // restart can close several incidents.
+                summary: format!(
+                    "health-guardian: {} verified fix(es) closed {} incident(s)",
+                    o.fixed,
+                    fixed.len()
+                ),
+                items: fixed,
+                refs: Vec::new(),
+            })
             .await;
     }
 }

@@ -33,6 +33,8 @@ pub(super) struct Cmd {
     pub(super) rejected: bool,
     /// Not started: the run deadline was reached (agents.md 1.2: deferred, not an attempt).
     pub(super) deferred: bool,
+    /// Not started: a dry run; the effects gate audited it with `dryRun: true` (agents.md 1.5).
+    pub(super) simulated: bool,
     pub(super) error: Option<String>,
     pub(super) mutation_id: Option<String>,
     pub(super) remediation_idx: Option<usize>,
@@ -213,6 +215,7 @@ impl Planner<'_> {
                     ok: false,
                     rejected: false,
                     deferred: false,
+                    simulated: false,
                     error: None,
                     mutation_id: None,
                     remediation_idx: None,

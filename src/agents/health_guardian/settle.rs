@@ -27,7 +27,7 @@ pub(super) fn settle(
             continue;
         };
         let c = &cmds[idx];
-        if ctx.dry_run {
+        if c.simulated {
             if w.prior_escalated {
                 continue;
             }
