@@ -18,6 +18,8 @@ pub mod model;
 pub mod procman;
 pub mod redact;
 pub mod runner;
+pub mod runtime;
 pub mod sandbox;
 pub mod state;
+pub mod store;
 pub mod vizora;
