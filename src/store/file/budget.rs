@@ -133,3 +133,69 @@ impl BudgetStore for FileBudgetStore {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            per_second: 2,
+            per_minute: 100,
+            per_hour: 1000,
+            logins_per_minute: 5,
+        }
+    }
+
+    #[test]
+    fn admissions_are_recorded_in_the_shared_document_and_limited() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ops-ratelimit.json");
+        let s = FileBudgetStore::new(p.clone());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        s.check().unwrap();
+        assert_eq!(
+            s.try_admit(1_000_000, &limits(), Admission::Request, deadline)
+                .unwrap()
+                .0,
+            0
+        );
+        assert_eq!(
+            s.try_admit(1_000_001, &limits(), Admission::Login, deadline)
+                .unwrap()
+                .0,
+            0
+        );
+        let (wait, why) = s
+            .try_admit(1_000_002, &limits(), Admission::Request, deadline)
+            .unwrap();
+        assert_eq!(wait, 998, "{why}");
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(v["requests"].as_array().unwrap().len(), 2);
+        assert_eq!(v["logins"].as_array().unwrap().len(), 1);
+        // Another store over the same file (another process) sees the same counters.
+        let other = FileBudgetStore::new(p);
+        assert!(
+            other
+                .try_admit(1_000_003, &limits(), Admission::Request, deadline)
+                .unwrap()
+                .0
+                > 0
+        );
+    }
+
+    #[test]
+    fn a_block_that_cannot_be_recorded_still_blocks_this_process() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("ops-ratelimit.json");
+        // A directory in place of the lock file: the store cannot be used at all.
+        std::fs::create_dir(lock_path_for(&p)).unwrap();
+        let s = FileBudgetStore::new(p);
+        assert!(matches!(s.check(), Err(BudgetError::Lock(_))));
+        let deadline = Instant::now() + Duration::from_millis(50);
+        assert!(s.block_until(2_000_000, deadline).is_err());
+        let local = s.local.lock().unwrap().clone();
+        assert_eq!(local.blocked_until, 2_000_000);
+    }
+}
