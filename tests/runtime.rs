@@ -403,3 +403,21 @@ async fn a_runtime_session_expired_between_runs_is_renewed_on_the_401() {
     rt.shutdown().await;
     sb.shutdown().await;
 }
+
+/// A daemon spawns runs on the tokio runtime: `run_once`'s future must be `Send` for every registered agent. Checked
+/// at compile time (the body only builds the futures, it never polls them).
+#[tokio::test]
+async fn run_once_futures_are_send_for_every_registered_agent() {
+    fn assert_send<T: Send>(t: T) -> T {
+        t
+    }
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), "http://127.0.0.1:9", false);
+    let rt = Runtime::new(cfg, Wiring::default()).unwrap();
+    let mut built = 0;
+    for a in registry() {
+        drop(assert_send(run_once(&rt, *a, RunOptions::default())));
+        built += 1;
+    }
+    assert_eq!(built, registry().len());
+}
