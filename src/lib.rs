@@ -19,8 +19,10 @@ pub mod model;
 pub mod procman;
 pub mod redact;
 pub mod runner;
+pub mod runtime;
 pub mod sandbox;
 pub mod state;
+pub mod store;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod vizora;

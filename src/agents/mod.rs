@@ -169,12 +169,14 @@ pub enum WriteMode {
 }
 
 /// Extra work the runtime applies inside the locked write after the merge (local only; ops-reporter's stamps).
-pub type StateHook = Box<dyn FnOnce(&mut OpsState, DateTime<Utc>) + Send>;
+/// `Sync` (like [`AfterWrite`]) so that an agent's run future, which may hold `&AgentOutcome` across an await, is
+/// `Send` (`crate::runtime::Agent::run`).
+pub type StateHook = Box<dyn FnOnce(&mut OpsState, DateTime<Utc>) + Send + Sync>;
 
 /// Local file work the runtime runs once the run's state write succeeded, outside the state lock (content-lifecycle's
 /// detail cache, written "after the state write", agents.md 6.2.1). Its error is logged; it never changes the exit
 /// code. Not run in a dry run or when nothing was written.
-pub type AfterWrite = Box<dyn FnOnce() -> Result<(), String> + Send>;
+pub type AfterWrite = Box<dyn FnOnce() -> Result<(), String> + Send + Sync>;
 
 /// What one run produced.
 #[derive(Default)]

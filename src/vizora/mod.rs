@@ -424,6 +424,30 @@ struct Session {
     csrf: Option<String>,
 }
 
+/// The API session of a long-lived runtime (agents.md 5.2; design/README.md §3 "runtime"): the login's token, cookies
+/// and CSRF header and the organization id, shared by the per-run [`Client`]s built with [`Client::with_session`], so
+/// a daemon logs in once and re-logs in on a 401 instead of once per run. Per-run counters, the "one re-login per run"
+/// rule and the first failed login stay in each `Client`.
+#[derive(Default)]
+pub struct SharedSession {
+    session: Mutex<Option<Session>>,
+    /// Held across "no session → log in" so concurrent walks (and concurrent runs) log in once.
+    login_lock: Mutex<()>,
+    org_id: StdMutex<Option<String>>,
+}
+
+impl SharedSession {
+    /// A holder with no session yet (the first request logs in).
+    pub fn new() -> SharedSession {
+        SharedSession::default()
+    }
+
+    /// Whether a session is currently held (logged in and not yet logged out).
+    pub async fn is_logged_in(&self) -> bool {
+        self.session.lock().await.is_some()
+    }
+}
+
 /// Settings of one client.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -472,14 +496,12 @@ pub struct Client {
     opts: ClientOptions,
     budget: Arc<RateBudget>,
     audit: AuditLog,
-    session: Mutex<Option<Session>>,
-    /// Held across "no session → log in" so concurrent walks log in once (agents.md 5.2).
-    login_lock: Mutex<()>,
+    /// The session (token, cookies, login lock, organization id): this client's own, or a runtime's shared one.
+    shared: Arc<SharedSession>,
     /// The first failed login of this run: later callers get the same error without a request (agents.md 5.2: a
     /// failed login ends the run at once; repeated bad logins lock the account).
     login_failure: StdMutex<Option<String>>,
     relogged: StdMutex<bool>,
-    org_id: StdMutex<Option<String>>,
     drift: StdMutex<HashSet<String>>,
     stats: StdMutex<SessionStats>,
 }
@@ -572,7 +594,7 @@ struct RawResponse {
 }
 
 impl Client {
-    /// Builds a client. Errors only if the HTTP client cannot be built.
+    /// Builds a client with its own session and HTTP client. Errors only if the HTTP client cannot be built.
     pub fn new(
         opts: ClientOptions,
         budget: Arc<RateBudget>,
@@ -587,19 +609,36 @@ impl Client {
                 opts.agent
             ))
             .build()?;
-        Ok(Client {
+        Ok(Client::with_session(
+            opts,
+            budget,
+            audit,
+            http,
+            Arc::new(SharedSession::new()),
+        ))
+    }
+
+    /// A client for one run over a runtime's HTTP client and shared session (design/README.md §3 "runtime"): the run's
+    /// agent, run id, dry run and deadline are this client's; the login is the session's. `http` must not follow
+    /// redirects (5.1); the `User-Agent` naming the agent is set on each request.
+    pub fn with_session(
+        opts: ClientOptions,
+        budget: Arc<RateBudget>,
+        audit: AuditLog,
+        http: reqwest::Client,
+        shared: Arc<SharedSession>,
+    ) -> Client {
+        Client {
             http,
             opts,
             budget,
             audit,
-            session: Mutex::new(None),
-            login_lock: Mutex::new(()),
+            shared,
             login_failure: StdMutex::new(None),
             relogged: StdMutex::new(false),
-            org_id: StdMutex::new(None),
             drift: StdMutex::new(HashSet::new()),
             stats: StdMutex::new(SessionStats::default()),
-        })
+        }
     }
 
     /// A budget from configuration: file backend at `<state dir>/ops-ratelimit.json` or memory.
@@ -625,6 +664,15 @@ impl Client {
 
     fn remaining(&self) -> Duration {
         self.opts.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// `vizora-ops/<version> (<agent>)` (agents.md 5.1), per request because a runtime's HTTP client serves every agent.
+    fn user_agent(&self) -> String {
+        format!(
+            "vizora-ops/{} ({})",
+            env!("CARGO_PKG_VERSION"),
+            self.opts.agent
+        )
     }
 
     fn url(&self, path: &str) -> String {
@@ -661,6 +709,7 @@ impl Client {
             .http
             .request(method.clone(), self.url(path))
             .header("Accept", "application/json")
+            .header("User-Agent", self.user_agent())
             .timeout(timeout);
         if let Some(t) = token {
             rb = rb.header("Authorization", format!("Bearer {t}"));
@@ -826,7 +875,7 @@ impl Client {
             .to_string();
         crate::redact::register_secret(&token);
         if let Some(org) = data.pointer("/user/organizationId").and_then(Value::as_str) {
-            *self.org_id.lock().expect("org") = Some(org.to_string());
+            *self.shared.org_id.lock().expect("org") = Some(org.to_string());
         }
         let csrf = cookies
             .iter()
@@ -835,7 +884,7 @@ impl Client {
         for (_, v) in &cookies {
             crate::redact::register_secret(v);
         }
-        *self.session.lock().await = Some(Session {
+        *self.shared.session.lock().await = Some(Session {
             token,
             cookies,
             csrf,
@@ -845,15 +894,16 @@ impl Client {
     }
 
     async fn token(&self) -> Result<String, ApiError> {
-        let _one_login = self.login_lock.lock().await;
+        let _one_login = self.shared.login_lock.lock().await;
         {
-            let g = self.session.lock().await;
+            let g = self.shared.session.lock().await;
             if let Some(s) = g.as_ref() {
                 return Ok(s.token.clone());
             }
         }
         self.login().await?;
         Ok(self
+            .shared
             .session
             .lock()
             .await
@@ -865,7 +915,7 @@ impl Client {
     /// Logs out the current session, if any (agents.md 5.2): the session is forgotten first; cookies and the CSRF
     /// header are presented. Failures are logged and counted, never raised.
     pub async fn logout(&self) {
-        let Some(s) = self.session.lock().await.take() else {
+        let Some(s) = self.shared.session.lock().await.take() else {
             return;
         };
         self.logout_session(s).await;
@@ -888,6 +938,7 @@ impl Client {
                 .post(self.url(path))
                 .timeout(self.opts.notify_timeout)
                 .header("Accept", "application/json")
+                .header("User-Agent", self.user_agent())
                 .header("Authorization", format!("Bearer {}", s.token));
             if !s.cookies.is_empty() {
                 rb = rb.header(
@@ -994,9 +1045,15 @@ impl Client {
                 }
                 Ok(r) if r.status.as_u16() == 401 => {
                     let e = self.classify(&method, path, &r);
-                    let _one_login = self.login_lock.lock().await;
+                    let _one_login = self.shared.login_lock.lock().await;
                     // Another task may already have replaced the rejected session: just retry with the new one.
-                    let current = self.session.lock().await.as_ref().map(|s| s.token.clone());
+                    let current = self
+                        .shared
+                        .session
+                        .lock()
+                        .await
+                        .as_ref()
+                        .map(|s| s.token.clone());
                     if current.as_deref().is_some_and(|t| t != token) {
                         continue;
                     }
@@ -1010,7 +1067,7 @@ impl Client {
                         return Err(ApiError::AuthLost(e.to_string()));
                     }
                     crate::logging::warn("api-client", format!("{e}; logging in again"));
-                    if let Some(old) = self.session.lock().await.take() {
+                    if let Some(old) = self.shared.session.lock().await.take() {
                         self.logout_session(old).await;
                     }
                     self.login().await?;
@@ -1406,7 +1463,7 @@ impl VizoraApi for Client {
     }
 
     fn organization_id(&self) -> Option<String> {
-        self.org_id.lock().expect("org").clone()
+        self.shared.org_id.lock().expect("org").clone()
     }
 
     fn drifted_routes(&self) -> Vec<String> {
