@@ -5,6 +5,7 @@ use super::Source;
 use super::backup::{self, BackupSettings};
 use super::storage::{self, S3Settings};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default of `REDIS_URL`.
 pub const DEFAULT_REDIS_URL: &str = "redis://localhost:6379";
@@ -214,6 +215,18 @@ impl DbConfig {
     }
 }
 
+impl DbConfig {
+    /// [`DbConfig::lock_timeout_s`] as a duration (agents.md 6.6.1).
+    pub fn lock_timeout(&self) -> Duration {
+        Duration::from_secs(self.lock_timeout_s)
+    }
+
+    /// [`DbConfig::statement_timeout_s`] as a duration (agents.md 6.6.1).
+    pub fn statement_timeout(&self) -> Duration {
+        Duration::from_secs(self.statement_timeout_s)
+    }
+}
+
 /// A comma list of plain SQL identifiers, `default` when unset; each other entry is recorded as an error.
 fn ident_list(src: &Source, key: &str, default: &[&str]) -> Vec<String> {
     let l = src
@@ -254,5 +267,13 @@ mod tests {
         assert_eq!(c.db.redis_url, super::DEFAULT_REDIS_URL);
         assert_eq!(c.db.pm2_log_dir, std::path::Path::new("/tmp/ops-root/logs"));
         assert_eq!(c.db.audit_max_bytes, super::DEFAULT_LOG_MAX_BYTES);
+        assert_eq!(
+            c.db.statement_timeout(),
+            std::time::Duration::from_secs(1800)
+        );
+        assert_eq!(
+            c.db.lock_timeout().as_secs(),
+            super::DEFAULT_DB_LOCK_TIMEOUT_S
+        );
     }
 }

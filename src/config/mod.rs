@@ -3,21 +3,29 @@
 //!
 //! Errors name the variable (`OPS_RATE_PER_SECOND: expected a whole number …`). Booleans accept `true|1|yes` and
 //! `false|0|no|` (case-insensitive); numbers must be finite and in range; a malformed value is never defaulted.
+//!
+//! Layout (Gatus's `ValidateAndSetDefaults` beside each config struct): [`source`](Source) gathers the layers,
+//! one module per section holds its struct, one `DEFAULT_*` constant per default (the docstrings name them) and its
+//! validation (`paths`, `run`, `api`, `apps` and `health`, `entity`, `alert` and `smtp`, `db`, `backup`,
+//! `storage`), and [`Config::from_source`] reads the sections in a fixed order so that errors are listed in it.
+//! `check.rs` is `config check`; `process_name` and `backup_location` are rules later layers share.
 
-mod alert;
-mod api;
-mod apps;
+pub mod alert;
+pub mod api;
+pub mod apps;
 pub mod backup;
 pub mod backup_location;
 mod check;
-mod db;
-mod entity;
-mod health;
+pub mod content;
+pub mod db;
+pub mod entity;
+pub mod fleet;
+pub mod health;
 pub mod paths;
 pub mod process_name;
 pub mod run;
 mod secrets;
-mod smtp;
+pub mod smtp;
 mod source;
 pub mod storage;
 
@@ -72,22 +80,22 @@ pub struct Config {
     /// `OPS_ROOT_DIR`, else the default root (the working directory for [`Config::load`]): base of the
     /// defaults and of `.env` (agents.md 8.1).
     pub root_dir: PathBuf,
-    /// `OPS_LOG_DIR` (default `<root>/logs`): default home of the state file and of the logs to rotate
+    /// `OPS_LOG_DIR` (default `<root>/`[`paths::DEFAULT_LOG_DIR`]): default home of the state file and of the logs to rotate
     /// (agents.md 8.2).
     pub log_dir: PathBuf,
-    /// `OPS_STATE_FILE` (default `<log dir>/ops-state.json`), which must name a file; its directory is
+    /// `OPS_STATE_FILE` (default `<log dir>/`[`paths::DEFAULT_STATE_FILE`]), which must name a file; its directory is
     /// the state dir (agents.md 4.1).
     pub state_file: PathBuf,
-    /// `OPS_AUDIT_FILE` (default `<state dir>/ops-audit.jsonl`), which must name a file (agents.md 4.8).
+    /// `OPS_AUDIT_FILE` (default `<state dir>/`[`paths::DEFAULT_AUDIT_FILE`]), which must name a file (agents.md 4.8).
     pub audit_file: PathBuf,
-    /// `OPS_LOCK_TIMEOUT_MS` (default 5 000 ms, 1..=600 000): deadline for the state lock and the
-    /// outbox and cache locks (agents.md 4.2).
+    /// `OPS_LOCK_TIMEOUT_MS` (default [`paths::DEFAULT_LOCK_TIMEOUT_MS`], 1..=600 000 ms; also [`Config::lock_timeout`]): deadline for the
+    /// state lock and the outbox and cache locks (agents.md 4.2).
     pub lock_timeout_ms: u64,
-    /// `OPS_MAX_INCIDENTS` (default 200): incident cap of the state file (agents.md 4.7).
+    /// `OPS_MAX_INCIDENTS` (default [`paths::DEFAULT_MAX_INCIDENTS`]): incident cap of the state file (agents.md 4.7).
     pub max_incidents: usize,
-    /// `OPS_MAX_REMEDIATIONS` (default 100): cap of `recentRemediations` (agents.md 4.7).
+    /// `OPS_MAX_REMEDIATIONS` (default [`paths::DEFAULT_MAX_REMEDIATIONS`]): cap of `recentRemediations` (agents.md 4.7).
     pub max_remediations: usize,
-    /// `OPS_RESOLVED_RETENTION_HOURS` (default 24 h): resolved incidents older than this
+    /// `OPS_RESOLVED_RETENTION_HOURS` (default [`paths::DEFAULT_RESOLVED_RETENTION_HOURS`]): resolved incidents older than this
     /// (by `resolvedAt`) are pruned (agents.md 4.7).
     pub resolved_retention_hours: u64,
     /// `OPS_DRY_RUN` (default false); `--dry-run` turns dry run on as well (agents.md 1.5).
@@ -97,7 +105,7 @@ pub struct Config {
     pub agents: Vec<AgentName>,
     /// agent → run deadline in seconds (agents.md 1.2).
     pub deadlines_s: BTreeMap<AgentName, u64>,
-    /// `OPS_WINDOW_TOLERANCE_S` (default 120 s, 0..=86 400): early margin of every
+    /// `OPS_WINDOW_TOLERANCE_S` (default [`run::DEFAULT_WINDOW_TOLERANCE_S`], 0..=86 400 s): early margin of every
     /// "at least N since" window (agents.md 1.1).
     pub window_tolerance_s: i64,
     /// API client settings (agents.md 8.3).
@@ -236,6 +244,11 @@ impl Config {
         paths::dir_of(&self.state_file)
     }
 
+    /// [`Config::lock_timeout_ms`] as a duration: the deadline of the state, outbox and cache locks (agents.md 4.2).
+    pub fn lock_timeout(&self) -> Duration {
+        Duration::from_millis(self.lock_timeout_ms)
+    }
+
     /// The run deadline of an agent (agents.md 1.2).
     pub fn deadline(&self, agent: AgentName) -> Duration {
         Duration::from_secs(
@@ -328,6 +341,7 @@ mod tests {
         assert_eq!(c.alert.sla_minutes[&AgentName::DbMaintainer], 1560);
         assert_eq!(c.alert.sla_minutes[&AgentName::HealthGuardian], 10);
         assert_eq!(c.db.vacuum_tables.len(), 7);
+        assert_eq!(c.lock_timeout(), Duration::from_millis(5_000));
     }
 
     #[test]
