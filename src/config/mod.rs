@@ -400,4 +400,37 @@ mod tests {
         // One line per error, each with the prefix.
         assert_eq!(e.to_string().matches("configuration error: ").count(), 7);
     }
+
+    #[test]
+    fn errors_are_listed_in_section_order_whatever_order_the_variables_come_in() {
+        // `config check` has always listed errors in this order (paths, run, api, health, entity, alert, db, state
+        // limits, run flags); the section parsers must keep it.
+        let e = cfg(&[
+            ("OPS_DRY_RUN", "maybe"),
+            ("OPS_MAX_INCIDENTS", "0"),
+            ("REDIS_URL", "http://r"),
+            ("SMTP_PORT", "0"),
+            ("OPS_THUMBNAIL_RECHECK_HOURS", "x"),
+            ("OPS_PROCESS_MANAGER", "k8s"),
+            ("OPS_HTTP_RETRIES", "11"),
+            ("OPS_AGENTS", "bogus"),
+            ("OPS_STATE_BACKEND", "nfs"),
+        ])
+        .unwrap_err();
+        let vars: Vec<&str> = e.0.iter().map(|m| m.split(':').next().unwrap()).collect();
+        assert_eq!(
+            vars,
+            [
+                "OPS_STATE_BACKEND",
+                "OPS_AGENTS",
+                "OPS_HTTP_RETRIES",
+                "OPS_PROCESS_MANAGER",
+                "OPS_THUMBNAIL_RECHECK_HOURS",
+                "SMTP_PORT",
+                "REDIS_URL",
+                "OPS_MAX_INCIDENTS",
+                "OPS_DRY_RUN",
+            ]
+        );
+    }
 }
