@@ -421,3 +421,50 @@ async fn run_once_futures_are_send_for_every_registered_agent() {
     }
     assert_eq!(built, registry().len());
 }
+
+#[test]
+fn the_outbox_store_trait_queues_through_the_locked_file_and_a_dry_run_writes_nothing() {
+    use vizora_ops::alert::outbox::{Channel, EntryKind, OutboxEntry};
+    use vizora_ops::store::OutboxStore;
+    use vizora_ops::store::file::FileOutboxStore;
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("ops-outbox.json");
+    let now = chrono::Utc::now();
+    let entry = || {
+        OutboxEntry::new(
+            Channel::Slack,
+            EntryKind::Inline,
+            &serde_json::json!({"text": "hello"}),
+            vec![],
+            now,
+        )
+    };
+
+    let dry: Arc<dyn OutboxStore> = Arc::new(FileOutboxStore::new(
+        &path,
+        std::time::Duration::from_secs(1),
+        true,
+    ));
+    let e = entry();
+    dry.update(now, Box::new(move |f| f.enqueue(e))).unwrap();
+    assert!(!path.exists(), "a dry run writes no outbox (agents.md 1.5)");
+
+    let store: Arc<dyn OutboxStore> = Arc::new(FileOutboxStore::new(
+        &path,
+        std::time::Duration::from_secs(1),
+        false,
+    ));
+    let e = entry();
+    let id = e.id.clone();
+    store.update(now, Box::new(move |f| f.enqueue(e))).unwrap();
+    let pending = store.read().pending();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, id);
+    assert_eq!(store.location(), path.display().to_string());
+    // Written with mode 0600 (it holds alert text, agents.md 7.7).
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
