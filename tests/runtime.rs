@@ -421,3 +421,141 @@ async fn run_once_futures_are_send_for_every_registered_agent() {
     }
     assert_eq!(built, registry().len());
 }
+
+#[test]
+fn the_outbox_store_trait_queues_through_the_locked_file_and_a_dry_run_writes_nothing() {
+    use vizora_ops::alert::outbox::{Channel, EntryKind, OutboxEntry};
+    use vizora_ops::store::OutboxStore;
+    use vizora_ops::store::file::FileOutboxStore;
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("ops-outbox.json");
+    let now = chrono::Utc::now();
+    let entry = || {
+        OutboxEntry::new(
+            Channel::Slack,
+            EntryKind::Inline,
+            &serde_json::json!({"text": "hello"}),
+            vec![],
+            now,
+        )
+    };
+
+    let dry: Arc<dyn OutboxStore> = Arc::new(FileOutboxStore::new(
+        &path,
+        std::time::Duration::from_secs(1),
+        true,
+    ));
+    let e = entry();
+    dry.update(now, Box::new(move |f| f.enqueue(e))).unwrap();
+    assert!(!path.exists(), "a dry run writes no outbox (agents.md 1.5)");
+
+    let store: Arc<dyn OutboxStore> = Arc::new(FileOutboxStore::new(
+        &path,
+        std::time::Duration::from_secs(1),
+        false,
+    ));
+    let e = entry();
+    let id = e.id.clone();
+    store.update(now, Box::new(move |f| f.enqueue(e))).unwrap();
+    let pending = store.read().pending();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].id, id);
+    assert_eq!(store.location(), path.display().to_string());
+    // Written with mode 0600 (it holds alert text, agents.md 7.7).
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+/// A store that is not a file (the shape a Redis store of issue 16 takes): the document in memory.
+#[derive(Default)]
+struct MemoryState {
+    doc: std::sync::Mutex<Option<vizora_ops::model::OpsState>>,
+    updates: AtomicUsize,
+}
+
+impl StateStore for MemoryState {
+    fn location(&self) -> String {
+        "memory".into()
+    }
+    fn check(&self, _probe_lock: bool) -> Result<(), vizora_ops::store::StateError> {
+        Ok(())
+    }
+    fn snapshot(&self, now: chrono::DateTime<chrono::Utc>) -> vizora_ops::model::OpsState {
+        self.doc
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| vizora_ops::model::OpsState::empty(now))
+    }
+    fn try_snapshot(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<vizora_ops::model::OpsState, String> {
+        Ok(self.snapshot(now))
+    }
+    fn update(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        change: vizora_ops::store::StateChange<'_>,
+    ) -> Result<vizora_ops::model::OpsState, vizora_ops::store::StateError> {
+        let mut g = self.doc.lock().unwrap();
+        let mut st = g
+            .clone()
+            .unwrap_or_else(|| vizora_ops::model::OpsState::empty(now));
+        change(&mut st);
+        self.updates.fetch_add(1, Ordering::SeqCst);
+        *g = Some(st.clone());
+        Ok(st)
+    }
+}
+
+/// A cluster-wide lease held elsewhere (issue 16's shape): always refused.
+struct HeldElsewhere;
+
+impl RunLock for HeldElsewhere {
+    fn try_acquire(&self, agent: AgentName) -> Result<vizora_ops::store::RunLease, RunLockError> {
+        Err(RunLockError::Held {
+            agent: agent.as_str().into(),
+            location: "lease on another instance".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn run_once_goes_through_the_store_traits_not_the_files() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = config(d.path(), "http://127.0.0.1:9", false);
+    let mem = Arc::new(MemoryState::default());
+    let rt = Runtime::new(cfg.clone(), Wiring::default())
+        .unwrap()
+        .with_state_store(mem.clone());
+    let r = run_once(
+        &rt,
+        &Fake::new(true, ApiUse::None, 0),
+        RunOptions::default(),
+    )
+    .await;
+    assert_eq!(r.exit_code, 1, "{:?}", r.fatal);
+    assert!(r.wrote_state);
+    assert_eq!(
+        mem.updates.load(Ordering::SeqCst),
+        1,
+        "one locked write per run"
+    );
+    let st = mem.snapshot(chrono::Utc::now());
+    assert_eq!(st.incidents.len(), 1);
+    assert_eq!(st.incidents[0].kind, KIND);
+    assert!(st.agent_results.contains_key("fleet-manager"));
+    assert!(!cfg.state_file.exists(), "no file behind the store's back");
+
+    let rt = rt.with_run_lock(Arc::new(HeldElsewhere));
+    let fake = Fake::new(true, ApiUse::None, 0);
+    let r = run_once(&rt, &fake, RunOptions::default()).await;
+    assert_eq!(r.exit_code, 2);
+    assert!(r.fatal.unwrap().contains("lease on another instance"));
+    assert_eq!(fake.runs.load(Ordering::SeqCst), 0);
+    assert_eq!(mem.updates.load(Ordering::SeqCst), 1);
+}
