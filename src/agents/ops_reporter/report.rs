@@ -38,7 +38,7 @@ pub(super) fn record(
     ));
     let changes = LockedChanges {
         watchdog: watchdog_record(
-            &pass,
+            pass,
             &ctx.run_id,
             now,
             StampWindow::from_config(cfg, ctx.started),
@@ -52,7 +52,6 @@ pub(super) fn record(
     } else {
         1
     });
-
     changes
 }
 

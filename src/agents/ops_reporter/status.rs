@@ -70,7 +70,7 @@ pub(super) fn compute(ctx: &AgentContext, pass: &WatchdogPass, o: &mut AgentOutc
     let window = StampWindow::from_config(cfg, ctx.started);
     record_agent_run(
         &mut view,
-        watchdog_record(&pass, &ctx.run_id, now, window),
+        watchdog_record(pass, &ctx.run_id, now, window),
         now,
     );
     let status = compute_status(view.incidents.iter());
@@ -86,7 +86,6 @@ pub(super) fn compute(ctx: &AgentContext, pass: &WatchdogPass, o: &mut AgentOutc
             None => "nothing reported before; read as HEALTHY".to_string(),
         }
     ));
-
     StatusView {
         view,
         status,
