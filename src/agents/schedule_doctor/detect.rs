@@ -19,5 +19,6 @@ pub use super::fallback::{Fallback, FallbackSource, resolve_fallback};
 pub use super::overlap_window::{OverlapSchedule, clip_to_days, local_weekdays, pair_overlap};
 pub use super::overlaps::{OverlapPair, OverlapResult, find_overlaps, overlaps, pair_key};
 pub use super::targeting::{EntitySets, TargetIndex, list_omissions};
-/// Whether an id may be put in a request path as is (the shared check of every agent, [`crate::agents::common::path_safe_id`]).
+/// Whether an id may be put in a request path as is (the shared check of every agent,
+/// [`crate::agents::common::path_safe_id`]).
 pub use crate::agents::common::path_safe_id;

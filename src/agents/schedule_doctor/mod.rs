@@ -18,7 +18,7 @@
 //! lists that omit embedded ids); `fallback` (6.4.1), `empty_playlists` and `overlaps` with its time-zone handling
 //! `overlap_window` (6.4.3), `coverage_gaps` (6.4.4); `remediate` (the audited PATCH) with `deactivate`, `assign` and
 //! `verify`; `alerts` (drift, fix notifications) and `report` (stats, sweep coverage). [`detect`] re-exports the pure
-//! rules under their public path. This file only sequences.
+//! rules under their public path. This file holds the run's state (`Run`: outcome, abort, drift) and sequences.
 
 mod active;
 mod alerts;
