@@ -692,6 +692,9 @@ pub struct Config {
     pub resolved_retention_hours: u64,
     /// `OPS_DRY_RUN` (default false); `--dry-run` turns dry run on as well (agents.md 1.5).
     pub dry_run: bool,
+    /// `OPS_LOG_FORMAT`: `text` (default, the agents.md 1.5 line) or `json` (one object per line); anything else is
+    /// a configuration error (agents.md 8.2).
+    pub log_format: crate::logging::LogFormat,
     /// `OPS_AGENTS` (comma list; unset or empty → all six): the enabled agents; an unknown name is a
     /// configuration error (agents.md 8.2).
     pub agents: Vec<AgentName>,
@@ -1428,6 +1431,14 @@ impl Config {
             max_remediations: src.u64("OPS_MAX_REMEDIATIONS", 100, 1, 1_000_000) as usize,
             resolved_retention_hours: src.u64("OPS_RESOLVED_RETENTION_HOURS", 24, 0, 1_000_000),
             dry_run: src.bool("OPS_DRY_RUN", false),
+            log_format: src
+                .get("OPS_LOG_FORMAT")
+                .map_or_else(Default::default, |v| {
+                    crate::logging::LogFormat::parse(&v).unwrap_or_else(|e| {
+                        src.fail(format!("OPS_LOG_FORMAT: {e}"));
+                        Default::default()
+                    })
+                }),
             agents,
             deadlines_s,
             window_tolerance_s: src.u64("OPS_WINDOW_TOLERANCE_S", 120, 0, 86_400) as i64,

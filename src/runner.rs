@@ -121,11 +121,23 @@ pub async fn run_agent(
     opts: RunOptions,
     wiring: Wiring,
 ) -> RunReport {
+    // Every line of the run carries its run id (the `run` span, agents.md 1.5).
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let span = crate::logging::run_span(&run_id, agent.as_str(), opts.dry_run || cfg.dry_run);
+    tracing::Instrument::instrument(run_agent_in(cfg, agent, opts, wiring, run_id), span).await
+}
+
+async fn run_agent_in(
+    cfg: Arc<Config>,
+    agent: AgentName,
+    opts: RunOptions,
+    wiring: Wiring,
+    run_id: String,
+) -> RunReport {
     let clock: Arc<dyn Clock> = wiring
         .clock
         .clone()
         .unwrap_or_else(|| Arc::new(SystemClock));
-    let run_id = uuid::Uuid::new_v4().to_string();
     let started = clock.now();
     let t0 = Instant::now();
     let dry_run = opts.dry_run || cfg.dry_run;
