@@ -456,3 +456,25 @@ pub fn error_every(component: &str, cause: &str, msg: impl AsRef<str>) -> bool {
     }
     ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_accepts_text_and_json_only() {
+        assert_eq!(LogFormat::parse("text"), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(" JSON "), Ok(LogFormat::Json));
+        let e = LogFormat::parse("yaml").unwrap_err();
+        assert_eq!(e, "expected text or json, got \"yaml\"");
+        assert!(LogFormat::parse("").is_err());
+        assert_eq!(LogFormat::Json.as_str(), "json");
+    }
+
+    #[test]
+    fn span_field_names_become_camel_case() {
+        assert_eq!(camel("run_id"), "runId");
+        assert_eq!(camel("dry_run"), "dryRun");
+        assert_eq!(camel("agent"), "agent");
+    }
+}

@@ -107,6 +107,12 @@ async fn default_text_lines_keep_the_agents_md_format_redacted_and_escaped() {
         "the password reached stdout:\n{}",
         stdout(&o)
     );
+    let start =
+        regex::Regex::new(r"\[fleet-manager\] INFO run [0-9a-f-]{36} start \(dry run\)$").unwrap();
+    let done = regex::Regex::new(
+        r"\[fleet-manager\] INFO run [0-9a-f-]{36} done: found=\d+ fixed=\d+ escalated=\d+ resolved=\d+ exit=[01] \(\d+ ms\)$",
+    )
+    .unwrap();
     let mut outputs = vec![];
     let mut saw_hostile = false;
     for format in [None, Some("text"), Some(" TEXT ")] {
@@ -133,18 +139,9 @@ async fn default_text_lines_keep_the_agents_md_format_redacted_and_escaped() {
             "{format:?}: not a 1.5 line in\n{out}"
         );
         let first = logs.first().expect("log lines");
+        assert!(start.is_match(first), "{first}");
         assert!(
-            regex::Regex::new(r"\[fleet-manager\] INFO run [0-9a-f-]{36} start \(dry run\)$")
-                .unwrap()
-                .is_match(first),
-            "{first}"
-        );
-        assert!(
-            regex::Regex::new(
-                r"\[fleet-manager\] INFO run [0-9a-f-]{36} done: found=\d+ fixed=\d+ escalated=\d+ resolved=\d+ exit=[01] \(\d+ ms\)$"
-            )
-            .unwrap()
-            .is_match(logs.last().unwrap()),
+            done.is_match(logs.last().unwrap()),
             "{}",
             logs.last().unwrap()
         );
@@ -328,5 +325,11 @@ async fn invalid_log_format_is_a_configuration_error_exit_2() {
         Duration::from_secs(20),
     )
     .await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(!stderr(&o).contains("OPS_LOG_FORMAT"), "{}", stderr(&o));
+    assert!(
+        !stdout(&o).contains("OPS_LOG_FORMAT (env) is set but not used"),
+        "{}",
+        stdout(&o)
+    );
 }
