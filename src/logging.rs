@@ -93,7 +93,7 @@ fn build_layer(s: Settings) -> Option<FmtLayer> {
 }
 
 /// Installs the process's subscriber on first use. `None` when another global subscriber was set first (an
-/// embedding program's): events then go to it.
+/// embedding program's): events then go to it, already redacted and escaped by [`log`].
 fn handle() -> Option<&'static Handle> {
     HANDLE
         .get_or_init(|| {
@@ -157,7 +157,14 @@ pub enum Level {
 /// Emits one log event for `component` (an agent name, `ops-state`, `api-client`, `alerting`, …); the formatter
 /// redacts and escapes it.
 pub fn log(component: &str, level: Level, msg: &str) {
-    handle();
+    // Under a foreign global subscriber our formatter does not run: redact and escape here, secrets never leak.
+    let foreign;
+    let msg = if handle().is_none() {
+        foreign = clean(msg);
+        foreign.as_str()
+    } else {
+        msg
+    };
     match level {
         Level::Info => tracing::info!(target: TARGET, agent = component, message = msg),
         Level::Warning => tracing::warn!(target: TARGET, agent = component, message = msg),

@@ -198,7 +198,10 @@ async fn json_lines_parse_with_run_id_and_span_fields_and_carry_no_secret_or_raw
     let d = tempfile::tempdir().unwrap();
     let vars = api_vars(&sb, Some("json"));
 
-    let o = run_agent(d.path(), &vars, &["run", "fleet-manager"]).await;
+    // A misspelt variable: its warning is logged before the run starts, outside the `run` span.
+    let mut first_vars = vars.clone();
+    first_vars.push(("OPS_LOG_FORMATX", "json".into()));
+    let o = run_agent(d.path(), &first_vars, &["run", "fleet-manager"]).await;
     let out = stdout(&o);
     assert!(
         matches!(o.status.code(), Some(0 | 1)),
@@ -210,11 +213,23 @@ async fn json_lines_parse_with_run_id_and_span_fields_and_carry_no_secret_or_raw
         !out.contains(PASSWORD),
         "the password reached stdout:\n{out}"
     );
-    let lines: Vec<Value> = out
+    let mut lines: Vec<Value> = out
         .lines()
         .filter(|l| !l.starts_with("  "))
         .map(json_line)
         .collect();
+    let outside = lines.remove(0);
+    assert_eq!(outside["agent"], "config", "{outside}");
+    assert_eq!(outside["level"], "WARNING", "{outside}");
+    assert!(
+        outside["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("OPS_LOG_FORMATX (env) is set but not used"),
+        "{outside}"
+    );
+    assert_eq!(outside["runId"], Value::Null, "{outside}");
+    assert_eq!(outside["spans"], serde_json::json!([]), "{outside}");
     let start = lines
         .iter()
         .find(|v| v["message"].as_str().unwrap().ends_with(" start"))
