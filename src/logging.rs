@@ -1,21 +1,146 @@
-//! Log lines of agents.md 1.5: `[<timestamp>] [<component>] <INFO|WARNING|ERROR> <message>`, redacted (5.9).
-//! Lines go to stdout, or to stderr when `--json` output owns stdout.
+//! Log lines of agents.md 1.5 on `tracing` (design/stack.md: a kept library over our own code). The call API
+//! (`info`/`warn`/`error(component, msg)`, [`warn_every`]/[`error_every`]) stays: each call is one `tracing` event
+//! with the component as its `agent` field. One subscriber (installed on first use) formats them:
+//! * [`LogFormat::Text`] (default): `[<timestamp>] [<component>] <INFO|WARNING|ERROR> <message>`, byte-identical to
+//!   the lines before `tracing`;
+//! * [`LogFormat::Json`] (`OPS_LOG_FORMAT=json`, agents.md 8.2): one JSON object per line for Loki/Vector.
+//!
+//! Redaction (5.9) and control-character escaping happen in the formatter, so no call site can forget them. Lines go
+//! to stdout, or to stderr when `--json` output owns stdout. Events and spans of other crates (hyper, reqwest, …) are
+//! filtered out: only `vizora_ops` targets are formatted.
 
 use crate::model::ts;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+use tracing::Subscriber;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, JsonFields, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields, MakeWriter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Registry, reload};
 
-static TO_STDERR: AtomicBool = AtomicBool::new(false);
-static QUIET: AtomicBool = AtomicBool::new(false);
+/// The target of every event and span this crate formats; other targets never reach the formatter.
+const TARGET: &str = "vizora_ops";
+
+/// Format of log lines: `OPS_LOG_FORMAT` (agents.md 1.5, 8.2), read by `config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `text` (default): the agents.md 1.5 line `[<timestamp>] [<component>] <LEVEL> <message>`.
+    #[default]
+    Text,
+    /// `json`: one JSON object per line with `timestamp` (RFC 3339 UTC, milliseconds), `level`
+    /// (`INFO|WARNING|ERROR`), `agent`, `runId` (null outside a run), `message` and `spans` (each enclosing span's
+    /// name and fields, outermost first).
+    Json,
+}
+
+impl LogFormat {
+    /// Parses an `OPS_LOG_FORMAT` value: `text` or `json` (case-insensitive, surrounding blanks ignored).
+    ///
+    /// # Errors
+    /// Any other value, as `expected text or json, got "<value>"` (the caller prefixes the variable's name).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("expected text or json, got {s:?}")),
+        }
+    }
+
+    /// The value as written in `OPS_LOG_FORMAT` (`text` or `json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// How the one subscriber formats and where it writes; changing it rebuilds the formatting layer (a `reload`),
+/// the formatter itself reads no global.
+#[derive(Debug, Clone, Copy, Default)]
+struct Settings {
+    format: LogFormat,
+    to_stderr: bool,
+    quiet: bool,
+}
+
+/// The formatting layer: `fmt` with our event formatter, span fields kept as JSON (for the JSON format), our sink.
+type FmtLayer = tracing_subscriber::fmt::Layer<Registry, JsonFields, LineFormat, Sink>;
+type Handle = reload::Handle<Option<FmtLayer>, Registry>;
+
+static SETTINGS: Mutex<Settings> = Mutex::new(Settings {
+    format: LogFormat::Text,
+    to_stderr: false,
+    quiet: false,
+});
+static HANDLE: OnceLock<Option<Handle>> = OnceLock::new();
+
+fn build_layer(s: Settings) -> Option<FmtLayer> {
+    if s.quiet {
+        return None;
+    }
+    Some(
+        tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(LineFormat { format: s.format })
+            .with_writer(Sink {
+                to_stderr: s.to_stderr,
+            }),
+    )
+}
+
+/// Installs the process's subscriber on first use. `None` when another global subscriber was set first (an
+/// embedding program's): events then go to it, already redacted and escaped by [`log`].
+fn handle() -> Option<&'static Handle> {
+    HANDLE
+        .get_or_init(|| {
+            let s = *SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
+            let (layer, handle) = reload::Layer::new(build_layer(s));
+            // `Targets` filters globally (for every layer), so other crates' events cost nothing.
+            let subscriber = Registry::default()
+                .with(layer)
+                .with(Targets::new().with_target(TARGET, LevelFilter::INFO));
+            tracing::subscriber::set_global_default(subscriber)
+                .ok()
+                .map(|()| handle)
+        })
+        .as_ref()
+}
+
+fn update(f: impl FnOnce(&mut Settings)) {
+    let s = {
+        let mut g = SETTINGS.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g);
+        *g
+    };
+    if let Some(h) = handle() {
+        let _ = h.reload(build_layer(s));
+    }
+}
 
 /// Sends log lines to stderr (used with `--json`, whose stdout is one JSON object).
 pub fn log_to_stderr(on: bool) {
-    TO_STDERR.store(on, Ordering::SeqCst);
+    update(|s| s.to_stderr = on);
 }
 
 /// Silences log lines entirely (the demo prints its own summary and keeps agent lines out of it).
 pub fn set_quiet(on: bool) {
-    QUIET.store(on, Ordering::SeqCst);
+    update(|s| s.quiet = on);
+}
+
+/// Selects the line format (`OPS_LOG_FORMAT`, agents.md 8.2); `main` applies the loaded configuration's value.
+pub fn set_format(format: LogFormat) {
+    update(|s| s.format = format);
+}
+
+/// The `run` span of agents.md 1.3 (fields `run_id`, `agent`, `dry_run`): the runner wraps a run in it, so every line
+/// of the run (also those of shared components like `api-client`) carries its run id in the JSON format.
+pub fn run_span(run_id: &str, agent: &str, dry_run: bool) -> tracing::Span {
+    handle();
+    tracing::info_span!(target: TARGET, "run", run_id = run_id, agent = agent, dry_run = dry_run)
 }
 
 /// Log level of agents.md 1.5.
@@ -29,29 +154,169 @@ pub enum Level {
     Error,
 }
 
-/// Writes one redacted log line for `component` (an agent name, `ops-state`, `api-client`, `alerting`, …).
+/// Emits one log event for `component` (an agent name, `ops-state`, `api-client`, `alerting`, …); the formatter
+/// redacts and escapes it.
 pub fn log(component: &str, level: Level, msg: &str) {
-    if QUIET.load(Ordering::SeqCst) {
-        return;
-    }
-    let lvl = match level {
-        Level::Info => "INFO",
-        Level::Warning => "WARNING",
-        Level::Error => "ERROR",
-    };
-    let line = format!(
-        "[{}] [{}] {} {}\n",
-        ts(chrono::Utc::now()),
-        component,
-        lvl,
-        // Escaped after redaction so one message is always one line (agents.md 1.5): API text may carry CR/LF,
-        // ESC/OSC sequences, NUL or BEL that would forge lines or drive the operator's terminal.
-        escape_controls(&crate::redact::redact_str(msg))
-    );
-    if TO_STDERR.load(Ordering::SeqCst) {
-        let _ = std::io::stderr().write_all(line.as_bytes());
+    // Under a foreign global subscriber our formatter does not run: redact and escape here, secrets never leak.
+    let foreign;
+    let msg = if handle().is_none() {
+        foreign = clean(msg);
+        foreign.as_str()
     } else {
-        write_stdout(line.as_bytes());
+        msg
+    };
+    match level {
+        Level::Info => tracing::info!(target: TARGET, agent = component, message = msg),
+        Level::Warning => tracing::warn!(target: TARGET, agent = component, message = msg),
+        Level::Error => tracing::error!(target: TARGET, agent = component, message = msg),
+    }
+}
+
+/// The fields of one of our events.
+#[derive(Default)]
+struct EventFields {
+    agent: Option<String>,
+    message: String,
+}
+
+impl tracing::field::Visit for EventFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "agent" => self.agent = Some(value.to_string()),
+            "message" => self.message = value.to_string(),
+            _ => {}
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+/// Redacts (5.9), then escapes control characters (1.5): one message is one inert line in either format.
+fn clean(s: &str) -> String {
+    escape_controls(&crate::redact::redact_str(s)).into_owned()
+}
+
+/// `run_id` → `runId`: the JSON log uses the state file's camelCase names.
+fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut up = false;
+    for c in name.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.extend(c.to_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The event formatter of both formats (agents.md 1.5).
+struct LineFormat {
+    format: LogFormat,
+}
+
+impl<S, N> FormatEvent<S, N> for LineFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut f = EventFields::default();
+        event.record(&mut f);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "ERROR",
+            tracing::Level::WARN => "WARNING",
+            _ => "INFO",
+        };
+        let agent = f
+            .agent
+            .unwrap_or_else(|| event.metadata().target().to_string());
+        let now = ts(chrono::Utc::now());
+        match self.format {
+            LogFormat::Text => writeln!(w, "[{now}] [{agent}] {level} {}", clean(&f.message)),
+            LogFormat::Json => {
+                let mut run_id = serde_json::Value::Null;
+                let mut spans = Vec::new();
+                if let Some(scope) = ctx.event_scope() {
+                    for span in scope.from_root() {
+                        let mut obj = serde_json::Map::new();
+                        obj.insert("name".into(), span.name().into());
+                        let ext = span.extensions();
+                        // Span fields are stored by `JsonFields` as one JSON object.
+                        let fields = ext
+                            .get::<FormattedFields<N>>()
+                            .and_then(|ff| serde_json::from_str::<serde_json::Value>(ff).ok());
+                        if let Some(serde_json::Value::Object(m)) = fields {
+                            for (k, v) in m {
+                                let v = match v {
+                                    serde_json::Value::String(s) => {
+                                        serde_json::Value::String(clean(&s))
+                                    }
+                                    v => v,
+                                };
+                                if k == "run_id" {
+                                    run_id = v.clone();
+                                }
+                                obj.insert(camel(&k), v);
+                            }
+                        }
+                        spans.push(serde_json::Value::Object(obj));
+                    }
+                }
+                let line = serde_json::json!({
+                    "timestamp": now,
+                    "level": level,
+                    "agent": clean(&agent),
+                    "runId": run_id,
+                    "message": clean(&f.message),
+                    "spans": spans,
+                });
+                writeln!(w, "{line}")
+            }
+        }
+    }
+}
+
+/// Where formatted lines go: stdout through [`write_stdout`] (quiet on a closed pipe), or stderr.
+struct Sink {
+    to_stderr: bool,
+}
+
+impl<'a> MakeWriter<'a> for Sink {
+    type Writer = SinkWriter;
+    fn make_writer(&'a self) -> SinkWriter {
+        SinkWriter {
+            to_stderr: self.to_stderr,
+        }
+    }
+}
+
+/// One line's writer; `fmt` writes each formatted line with one `write_all`. Never fails: a closed stream only
+/// drops lines (design/README.md §1).
+struct SinkWriter {
+    to_stderr: bool,
+}
+
+impl Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.to_stderr {
+            let _ = std::io::stderr().lock().write_all(buf);
+        } else {
+            write_stdout(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -197,4 +462,26 @@ pub fn error_every(component: &str, cause: &str, msg: impl AsRef<str>) -> bool {
         error(component, msg);
     }
     ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_format_accepts_text_and_json_only() {
+        assert_eq!(LogFormat::parse("text"), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::parse(" JSON "), Ok(LogFormat::Json));
+        let e = LogFormat::parse("yaml").unwrap_err();
+        assert_eq!(e, "expected text or json, got \"yaml\"");
+        assert!(LogFormat::parse("").is_err());
+        assert_eq!(LogFormat::Json.as_str(), "json");
+    }
+
+    #[test]
+    fn span_field_names_become_camel_case() {
+        assert_eq!(camel("run_id"), "runId");
+        assert_eq!(camel("dry_run"), "dryRun");
+        assert_eq!(camel("agent"), "agent");
+    }
 }

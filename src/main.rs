@@ -128,6 +128,7 @@ async fn main() -> ExitCode {
                 Ok(c) => Arc::new(c),
                 Err(e) => return early_exit(e.to_string()),
             };
+            vizora_ops::logging::set_format(cfg.log_format);
             for (k, from) in cfg.source.unread() {
                 vizora_ops::logging::warn(
                     "config",
@@ -156,6 +157,7 @@ async fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            vizora_ops::logging::set_format(cfg.log_format);
             ExitCode::from(vizora_ops::cli::print_status(&cfg, json))
         }
         Cmd::Sandbox {

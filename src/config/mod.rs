@@ -100,6 +100,9 @@ pub struct Config {
     pub resolved_retention_hours: u64,
     /// `OPS_DRY_RUN` (default false); `--dry-run` turns dry run on as well (agents.md 1.5).
     pub dry_run: bool,
+    /// `OPS_LOG_FORMAT`: `text` (default, the agents.md 1.5 line) or `json` (one object per line); anything else is
+    /// a configuration error (agents.md 8.2).
+    pub log_format: crate::logging::LogFormat,
     /// `OPS_AGENTS` (comma list; unset or empty → all six): the enabled agents; an unknown name is a
     /// configuration error (agents.md 8.2).
     pub agents: Vec<AgentName>,
@@ -206,6 +209,7 @@ impl Config {
             max_remediations: limits.max_remediations,
             resolved_retention_hours: limits.resolved_retention_hours,
             dry_run: flags.dry_run,
+            log_format: flags.log_format,
             agents: agents.enabled,
             deadlines_s: agents.deadlines_s,
             window_tolerance_s: flags.window_tolerance_s,

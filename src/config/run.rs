@@ -67,6 +67,8 @@ impl Agents {
 pub(super) struct RunFlags {
     /// `OPS_DRY_RUN`.
     pub(super) dry_run: bool,
+    /// `OPS_LOG_FORMAT`.
+    pub(super) log_format: crate::logging::LogFormat,
     /// `OPS_WINDOW_TOLERANCE_S`.
     pub(super) window_tolerance_s: i64,
     /// `OPS_DEMO`.
@@ -78,6 +80,14 @@ impl RunFlags {
     pub(super) fn parse(src: &Source) -> RunFlags {
         RunFlags {
             dry_run: src.bool("OPS_DRY_RUN", false),
+            log_format: src
+                .get("OPS_LOG_FORMAT")
+                .map_or_else(Default::default, |v| {
+                    crate::logging::LogFormat::parse(&v).unwrap_or_else(|e| {
+                        src.fail(format!("OPS_LOG_FORMAT: {e}"));
+                        Default::default()
+                    })
+                }),
             window_tolerance_s: src.u64(
                 "OPS_WINDOW_TOLERANCE_S",
                 DEFAULT_WINDOW_TOLERANCE_S,

@@ -285,9 +285,24 @@ fn fatal_report(
 /// 0 clear, 1 findings remain active, 2 could not run (the run lock held, a broken state or budget store, missing
 /// credentials, the agent's fatal reason, a failed state write).
 pub async fn run_once(rt: &Runtime, agent: &dyn Agent, opts: RunOptions) -> RunReport {
+    // Every line of the run carries its run id (the `run` span, agents.md 1.5).
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let span = crate::logging::run_span(
+        &run_id,
+        agent.name().as_str(),
+        opts.dry_run || rt.cfg.dry_run,
+    );
+    tracing::Instrument::instrument(run_once_in(rt, agent, opts, run_id), span).await
+}
+
+async fn run_once_in(
+    rt: &Runtime,
+    agent: &dyn Agent,
+    opts: RunOptions,
+    run_id: String,
+) -> RunReport {
     let cfg = rt.cfg.clone();
     let clock = rt.clock.clone();
-    let run_id = uuid::Uuid::new_v4().to_string();
     let started = clock.now();
     let t0 = Instant::now();
     let dry_run = opts.dry_run || cfg.dry_run;
