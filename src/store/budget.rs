@@ -85,7 +85,7 @@ impl BudgetWindows {
         self.wait_why(now, l, kind).0
     }
 
-    /// [`BudgetWindows::wait_ms`] with what the wait is for: the binding limit (its setting) or a 429's block.
+    /// `BudgetWindows::wait_ms` with what the wait is for: the binding limit (its setting) or a 429's block.
     pub fn wait_why(&self, now: i64, l: &Limits, kind: Admission) -> (i64, String) {
         let mut wait = (self.blocked_until - now).clamp(0, MAX_BLOCK_MS);
         let mut why = "the API's 429 Retry-After (shared by every agent on the host)".to_string();

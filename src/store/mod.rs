@@ -1,6 +1,6 @@
 //! The stores behind traits (design/README.md §3 "store"; agents.md section 4, 5.5, 7.7): what the runtime keeps
 //! between runs, without saying where. Each trait is the small set of atomic steps a backend must offer, so the file
-//! implementations of [`file`] (today's files, shared with the TypeScript agents) and the Redis ones of issue 16 are
+//! implementations of [`file`](mod@file) (today's files, shared with the TypeScript agents) and the Redis ones of issue 16 are
 //! interchangeable; no trait names a path or a `std::fs` type.
 //!
 //! * [`StateStore`]: lock-free snapshot (4.3) and one locked read-merge-write (4.6) applying the pure merge
