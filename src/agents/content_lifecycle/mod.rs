@@ -4,7 +4,7 @@
 //! Flow of one run:
 //!
 //! 1. `GET /api/v1/organizations/storage` (read first: it also opens the session, so the concurrent walks share one
-//!    login). The detail cache ([`super::content_cache`], 6.2.1) is loaded, then [`observe`] walks
+//!    login). The detail cache ([`detail_cache`], 6.2.1) is loaded, then [`observe`] walks
 //!    `GET /api/v1/content` and `GET /api/v1/playlists` concurrently (5.4), turning each item into the compact
 //!    [`ContentTable`] / [`PlaylistRefs`] as its page arrives (no JSON kept; rows are linked to their cache entries).
 //!    A page-1 failure or an unknown list shape ends the run with exit 2 and no state write; an incomplete walk raises

@@ -16,7 +16,7 @@
 //! blank, not a string, or a URL ([`ThumbState`]); an item without a string `id` is not kept but counted (it makes
 //! the reference harvest incomplete, 6.2.4).
 //!
-//! Hashes: ids are hashed with one per-process [`RandomState`] ([`id_hash`]). Every use of a hash fails safe on a
+//! Hashes: ids are hashed with one per-process [`RandomState`](std::collections::hash_map::RandomState) ([`id_hash`](super::compact::id_hash)). Every use of a hash fails safe on a
 //! collision: a colliding reference makes content look referenced (never archived), a colliding cache id leaves an
 //! item without a fresh entry (not examined).
 
@@ -163,7 +163,7 @@ impl ContentTable {
         }
     }
 
-    /// A table of `items` (tests and tools; the agent streams through [`ContentSink`]), linked to `cache`.
+    /// A table of `items` (tests and tools; the agent streams through [`ContentSink`](super::ContentSink)), linked to `cache`.
     pub fn from_items(
         items: &[Value],
         opts: TableOptions,

@@ -23,8 +23,8 @@ pub struct ThumbnailCheck {
     pub detail: Option<String>,
 }
 
-/// What the agent keeps of one content detail read, as owned values (the interchange form of [`DetailCache::store`]
-/// and [`DetailCache::get`]; the cache itself holds compact slots).
+/// What the agent keeps of one content detail read, as owned values (the interchange form of [`DetailCache::store`](super::DetailCache::store)
+/// and [`DetailCache::get`](super::DetailCache::get); the cache itself holds compact slots).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheEntry {
     /// `updatedAt` of the detail read (compared with the list item's for freshness).

@@ -9,15 +9,15 @@
 //! ```
 //!
 //! * An entry is **fresh** when its `updatedAt` equals the list item's `updatedAt` (string equality).
-//! * [`refresh_plan`] picks the stale or missing entries of listed `active` items and of listed layouts that are not
+//! * [`refresh_plan`](super::refresh_plan) picks the stale or missing entries of listed `active` items and of listed layouts that are not
 //!   `archived`/`expired`: layouts first, then oldest `createdAt`, at most `limit` of them.
-//! * The file has its own lock (`<cache>.lock`, the protocol of agents.md 4.2 via [`FileLock`]) and is written with
-//!   [`atomic_write_with`] (mode 0644), streamed as compact JSON. A corrupt file is quarantined to
+//! * The file has its own lock (`<cache>.lock`, the protocol of agents.md 4.2 via [`FileLock`](crate::state::lock::FileLock)) and is written with
+//!   [`atomic_write_with`](crate::state::lock::atomic_write_with) (mode 0644), streamed as compact JSON. A corrupt file is quarantined to
 //!   `<cache>.corrupt-<pid>-<n>` (never modified) and the cache is rebuilt from empty; in a dry run nothing is renamed
 //!   or written. Files in the old pretty-printed form load the same.
 //!
 //! In memory ([`DetailCache`]) entries are compact slots (about 64 bytes plus the id): strings in one arena,
-//! timestamps as [`Stamp`]s, `status` interned, an id index keyed by [`id_hash`] (a colliding id is left out: its item
+//! timestamps as [`Stamp`](super::compact::Stamp)s, `status` interned, an id index keyed by [`id_hash`](super::compact::id_hash) (a colliding id is left out: its item
 //! has no fresh entry and is not examined, the safe direction). The file is parsed straight from a buffered reader
 //! into slots (one malformed entry is dropped and counted; bad JSON or a bad top level quarantines the file).
 //!
