@@ -1,4 +1,3 @@
-
 use super::detail_cache::{DetailCache, ThumbnailCheck};
 use super::table::{ContentTable, TableOptions};
 use super::*;

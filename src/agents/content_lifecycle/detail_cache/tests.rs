@@ -1,4 +1,3 @@
-
 use super::file::lock_path_for;
 use super::*;
 use crate::agents::content_lifecycle::refresh_plan;
