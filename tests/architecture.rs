@@ -159,7 +159,7 @@ const AGENT_PATH_EXCEPTIONS: &[(&str, &[&str], &str)] = &[
         "`Client::budget_from_config`, same as above",
     ),
     (
-        "src/agents/content_cache.rs",
+        "src/agents/content_lifecycle/detail_cache/file.rs",
         &["state", "lock"],
         "the detail cache is itself a file store inside agents; it moves to store/file behind DetailCache (issue 10)",
     ),
@@ -843,8 +843,8 @@ fn src_follows_the_import_rules_and_has_no_cycles() {
     assert!(g["agents"].contains_key("alert"), "{g:?}");
     assert!(
         a.sub_graph("agents")
-            .get("content_cache")
-            .is_some_and(|m| m.contains_key("content_table"))
+            .get("content_lifecycle")
+            .is_some_and(|m| m.contains_key("common"))
     );
     let v = violations(&a, &RULES);
     assert!(

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::time::Duration;
-use vizora_ops::agents::content_cache::{CACHE_FILE_NAME, CacheFile};
+use vizora_ops::agents::content_lifecycle::detail_cache::{CACHE_FILE_NAME, CacheFile};
 use vizora_ops::agents::entities::{Display, DisplayGroup, FromItem, PlaylistSummary, Schedule};
 use vizora_ops::agents::schedule_doctor::detect::{ActiveVerdict, EntitySets, check_active};
 

@@ -4,14 +4,15 @@
 //! that observation; then, apart from the figures of the walk+detection process, the cache file write and re-load.
 
 use super::*;
-use vizora_ops::agents::content_cache::{
-    CACHE_FILE_NAME, CacheEntry, CacheFile, DetailCache, refresh_plan,
+use vizora_ops::agents::content_lifecycle::detail_cache::{
+    CACHE_FILE_NAME, CacheEntry, CacheFile, DetailCache,
 };
+use vizora_ops::agents::content_lifecycle::table::TableOptions;
 use vizora_ops::agents::content_lifecycle::{
     SizeVerdict, StorageVerdict, ThumbCheck, detect_expired, harvest_references, observe,
-    refresh_details, size_verdict, storage_verdict, thumbnail_check, unreferenced_candidates,
+    refresh_details, refresh_plan, size_verdict, storage_verdict, thumbnail_check,
+    unreferenced_candidates,
 };
-use vizora_ops::agents::content_table::TableOptions;
 
 pub(super) fn content_lifecycle(
     rt: &tokio::runtime::Runtime,
@@ -158,7 +159,7 @@ pub(super) fn content_lifecycle(
     let ((plan, stale), cost) =
         timed(|| refresh_plan(&table, &cache, e.content_detail_reads_per_run));
     local.push(Local {
-        name: "next refresh plan (content_cache::refresh_plan)",
+        name: "next refresh plan (content_lifecycle::refresh_plan)",
         cost,
         note: format!("{} read(s) planned, {stale} stale", plan.len()),
     });

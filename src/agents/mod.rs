@@ -4,9 +4,7 @@
 //! (`crate::runner`), written once.
 
 pub mod common;
-pub mod content_cache;
 pub mod content_lifecycle;
-pub mod content_table;
 pub mod db_maintainer;
 pub mod entities;
 pub mod fleet_manager;

@@ -1,10 +1,10 @@
 //! content-lifecycle's compact, typed view of the walked content list (agents.md 6.2, 6.2.1; design/README.md §7).
 //!
-//! Each item of `GET /api/v1/content` becomes a [`ContentRow`] the moment its page arrives ([`ContentSink`], an
-//! [`ItemSink`] of the page walk): no `serde_json::Value` is kept. Only items that need a detail entry are kept as rows
+//! Each item of `GET /api/v1/content` becomes a [`ContentRow`] the moment its page arrives (`ContentSink`, an
+//! `ItemSink` of the page walk): no `serde_json::Value` is kept. Only items that need a detail entry are kept as rows
 //! — listed `active` items and layouts that are not `archived`/`expired` (6.2.1); every other item matters only for
 //! the sweep of prior incidents and for the organization-id fallback, and both are settled while it streams past.
-//! Playlists become a set of 64-bit hashes of their `items[].contentId` ([`PlaylistSink`]); no playlist is kept.
+//! Playlists become a set of 64-bit hashes of their `items[].contentId` (`PlaylistSink`); no playlist is kept.
 //!
 //! Storage: every string of a row lives in one arena `String` addressed by [`Span`]s (`u32` offset and length);
 //! `updatedAt`/`createdAt` are [`Stamp`]s (the canonical form `YYYY-MM-DDTHH:MM:SS.mmmZ` packed as milliseconds,
@@ -16,19 +16,15 @@
 //! blank, not a string, or a URL ([`ThumbState`]); an item without a string `id` is not kept but counted (it makes
 //! the reference harvest incomplete, 6.2.4).
 //!
-//! Hashes: ids are hashed with one per-process [`RandomState`] ([`id_hash`]). Every use of a hash fails safe on a
+//! Hashes: ids are hashed with one per-process [`RandomState`](std::collections::hash_map::RandomState) ([`id_hash`](super::compact::id_hash)). Every use of a hash fails safe on a
 //! collision: a colliding reference makes content look referenced (never archived), a colliding cache id leaves an
 //! item without a fresh entry (not examined).
 
-use crate::model::{parse_ts, ts};
-use crate::vizora::ItemSink;
-use chrono::{DateTime, NaiveDate, Utc};
+use super::compact::{Interner, NONE, Span, Stamp};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::OnceLock;
 
 /// What the table reads of the detail cache (content_cache's `DetailCache` implements it): a trait here so that the
 /// table does not import the cache, which builds on the table's types (one direction, design/README.md §3).
@@ -38,207 +34,6 @@ pub trait DetailSlots: Sync {
     /// Whether the entry in `slot` holds a thumbnail probe result.
     fn has_thumbnail(&self, slot: u32) -> bool;
 }
-
-/// "No index" marker for `u32` indexes (no cache entry, no interned value).
-pub const NONE: u32 = u32::MAX;
-
-/// A string in an arena: byte offset and length (both `u32`; an arena is at most 4 GiB).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Span {
-    off: u32,
-    len: u32,
-}
-
-impl Span {
-    /// The marker of "no string" (e.g. a null `replacementContentId`).
-    pub const NONE: Span = Span { off: NONE, len: 0 };
-
-    /// Appends `s` to `arena` and returns its span. Panics only if the arena would exceed 4 GiB (far beyond the
-    /// memory a run has).
-    pub fn push(arena: &mut String, s: &str) -> Span {
-        let off = u32::try_from(arena.len()).expect("arena over 4 GiB");
-        let len = u32::try_from(s.len()).expect("string over 4 GiB");
-        arena.push_str(s);
-        Span { off, len }
-    }
-
-    /// Whether this is [`Span::NONE`].
-    pub fn is_none(self) -> bool {
-        self.off == NONE
-    }
-
-    /// The text of the span in `arena` (`""` for [`Span::NONE`]).
-    pub fn get(self, arena: &str) -> &str {
-        if self.is_none() {
-            return "";
-        }
-        &arena[self.off as usize..self.off as usize + self.len as usize]
-    }
-
-    /// The text, `None` for [`Span::NONE`].
-    pub fn opt(self, arena: &str) -> Option<&str> {
-        (!self.is_none()).then(|| self.get(arena))
-    }
-}
-
-const TEXT_BIT: u64 = 1 << 63;
-/// Milliseconds from 0000-01-01T00:00:00Z to the Unix epoch (so every year 0000–9999 packs as a non-negative value).
-const YEAR0_MS: i64 = 62_167_219_200_000;
-
-/// A timestamp field as read, packed in 8 bytes: the canonical form `YYYY-MM-DDTHH:MM:SS.mmmZ` (what the API and
-/// [`ts`] write) as milliseconds, any other string as a [`Span`] of its text, or [`Stamp::ABSENT`] (missing, null or
-/// not a string). The original string is always recoverable ([`Stamp::text`]), so equality of two stamps is equality
-/// of the strings they were read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp(u64);
-
-/// Milliseconds since the Unix epoch of a string in exactly the canonical form, `None` otherwise (including invalid
-/// dates such as month 13 or second 60).
-pub fn canonical_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 24
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'.'
-        || b[23] != b'Z'
-    {
-        return None;
-    }
-    let num = |from: usize, to: usize| -> Option<u32> {
-        b[from..to].iter().try_fold(0u32, |v, c| {
-            c.is_ascii_digit().then(|| v * 10 + u32::from(c - b'0'))
-        })
-    };
-    let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
-    let t = date.and_hms_milli_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?)?;
-    Some(t.and_utc().timestamp_millis())
-}
-
-impl Stamp {
-    /// Missing, null or not a string.
-    pub const ABSENT: Stamp = Stamp(u64::MAX);
-
-    /// Packs `s`: canonical → milliseconds, anything else → its text appended to `arena`.
-    pub fn encode(s: &str, arena: &mut String) -> Stamp {
-        match canonical_ms(s) {
-            Some(ms) => Stamp((ms + YEAR0_MS) as u64),
-            None => {
-                let sp = Span::push(arena, s);
-                Stamp(TEXT_BIT | (u64::from(sp.len & 0x7fff_ffff) << 32) | u64::from(sp.off))
-            }
-        }
-    }
-
-    /// Packs a JSON field: a string → [`Stamp::encode`]; anything else → [`Stamp::ABSENT`].
-    pub fn of_field(v: Option<&Value>, arena: &mut String) -> Stamp {
-        match v {
-            Some(Value::String(s)) => Stamp::encode(s, arena),
-            _ => Stamp::ABSENT,
-        }
-    }
-
-    /// Whether the field was missing, null or not a string.
-    pub fn is_absent(self) -> bool {
-        self == Stamp::ABSENT
-    }
-
-    fn canonical(self) -> Option<i64> {
-        (self.0 & TEXT_BIT == 0).then(|| self.0 as i64 - YEAR0_MS)
-    }
-
-    fn span(self) -> Option<Span> {
-        (self.0 & TEXT_BIT != 0 && !self.is_absent()).then_some(Span {
-            off: self.0 as u32,
-            len: ((self.0 >> 32) & 0x7fff_ffff) as u32,
-        })
-    }
-
-    /// The string it was read from (`None` when absent).
-    pub fn text(self, arena: &str) -> Option<Cow<'_, str>> {
-        if let Some(ms) = self.canonical() {
-            return DateTime::from_timestamp_millis(ms).map(|t| Cow::Owned(ts(t)));
-        }
-        self.span().map(|s| Cow::Borrowed(s.get(arena)))
-    }
-
-    /// The instant (`None` when absent or unparseable; text is parsed as RFC 3339 like [`parse_ts`]).
-    pub fn time(self, arena: &str) -> Option<DateTime<Utc>> {
-        if let Some(ms) = self.canonical() {
-            return DateTime::from_timestamp_millis(ms);
-        }
-        self.span().and_then(|s| parse_ts(s.get(arena)))
-    }
-
-    /// Whether two present stamps were read from equal strings (absent never equals anything).
-    pub fn same(a: Stamp, a_arena: &str, b: Stamp, b_arena: &str) -> bool {
-        if a.is_absent() || b.is_absent() {
-            return false;
-        }
-        match (a.canonical(), b.canonical()) {
-            (Some(x), Some(y)) => x == y,
-            (None, None) => a.span().map(|s| s.get(a_arena)) == b.span().map(|s| s.get(b_arena)),
-            // A canonical string never equals a non-canonical one.
-            _ => false,
-        }
-    }
-}
-
-/// Small-set string interning (`type` and `status` values): index by string, string by index.
-#[derive(Debug, Clone, Default)]
-pub struct Interner {
-    names: Vec<Box<str>>,
-    index: HashMap<Box<str>, u32>,
-}
-
-impl Interner {
-    /// The index of `s`, adding it when new.
-    pub fn intern(&mut self, s: &str) -> u32 {
-        if let Some(i) = self.index.get(s) {
-            return *i;
-        }
-        let i = u32::try_from(self.names.len()).expect("interner overflow");
-        self.names.push(s.into());
-        self.index.insert(s.into(), i);
-        i
-    }
-
-    /// The string of index `i` (`None` for [`NONE`] or an unknown index).
-    pub fn get(&self, i: u32) -> Option<&str> {
-        self.names.get(i as usize).map(|s| &**s)
-    }
-}
-
-/// A 64-bit hash of a content id (one per-process random key; see the module docs for collision handling).
-pub fn id_hash(s: &str) -> u64 {
-    static H: OnceLock<RandomState> = OnceLock::new();
-    H.get_or_init(RandomState::new).hash_one(s)
-}
-
-/// A hasher for keys that already are [`id_hash`] values (passes the `u64` through).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A set of [`id_hash`] values.
-pub type HashSet64 = HashSet<u64, BuildHasherDefault<PreHashed>>;
-/// A map keyed by [`id_hash`] values.
-pub type HashMap64<V> = HashMap<u64, V, BuildHasherDefault<PreHashed>>;
 
 /// The listed `fileSize` (agents.md 6.2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,7 +163,7 @@ impl ContentTable {
         }
     }
 
-    /// A table of `items` (tests and tools; the agent streams through [`ContentSink`]), linked to `cache`.
+    /// A table of `items` (tests and tools; the agent streams through [`ContentSink`](super::ContentSink)), linked to `cache`.
     pub fn from_items(
         items: &[Value],
         opts: TableOptions,
@@ -648,112 +443,10 @@ impl ContentTable {
     }
 }
 
-/// The [`ItemSink`] of the content walk: each item becomes a row of the table as its page arrives.
-pub struct ContentSink<'a> {
-    /// The table being filled.
-    pub table: &'a mut ContentTable,
-    /// The detail cache (loaded before the walk) rows are linked to.
-    pub cache: Option<&'a dyn DetailSlots>,
-}
-
-impl ItemSink for ContentSink<'_> {
-    fn item(&mut self, item: Value) {
-        self.table.push(&item, self.cache);
-    }
-    fn restart(&mut self) {
-        self.table.clear();
-    }
-}
-
-/// What the playlist walk leaves (agents.md 6.2.4): the hashed `items[].contentId` references and how many playlists
-/// were listed without an `items` array.
-#[derive(Debug, Clone, Default)]
-pub struct PlaylistRefs {
-    /// [`id_hash`] of every string `items[].contentId`.
-    pub refs: HashSet64,
-    /// Playlists listed without an `items` array (the harvest is then incomplete).
-    pub without_items: usize,
-    /// Playlists seen.
-    pub listed: usize,
-}
-
-impl PlaylistRefs {
-    /// Takes one listed playlist.
-    pub fn push(&mut self, p: &Value) {
-        self.listed += 1;
-        match p.get("items").and_then(Value::as_array) {
-            Some(items) => self
-                .refs
-                .extend(items.iter().filter_map(|i| s(i, "contentId")).map(id_hash)),
-            None => self.without_items += 1,
-        }
-    }
-
-    /// The references of `playlists` (tests and tools).
-    pub fn from_items(playlists: &[Value]) -> PlaylistRefs {
-        let mut r = PlaylistRefs::default();
-        for p in playlists {
-            r.push(p);
-        }
-        r
-    }
-}
-
-/// The [`ItemSink`] of the playlist walk (no playlist is kept).
-pub struct PlaylistSink<'a>(pub &'a mut PlaylistRefs);
-
-impl ItemSink for PlaylistSink<'_> {
-    fn item(&mut self, item: Value) {
-        self.0.push(&item);
-    }
-    fn restart(&mut self) {
-        *self.0 = PlaylistRefs::default();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn canonical_stamps_round_trip_and_other_text_is_kept_verbatim() {
-        let mut arena = String::new();
-        for t in [
-            "2026-08-26T13:42:17.000Z",
-            "0001-01-01T00:00:00.000Z",
-            "9999-12-31T23:59:59.999Z",
-            "2024-02-29T00:00:00.123Z",
-        ] {
-            let st = Stamp::encode(t, &mut arena);
-            assert!(st.canonical().is_some(), "{t}");
-            assert_eq!(st.text(&arena).unwrap(), t);
-            assert_eq!(st.time(&arena), parse_ts(t));
-        }
-        assert!(arena.is_empty(), "canonical stamps use no arena");
-        for t in [
-            "2026-08-26T13:42:17Z",
-            "2026-08-26T13:42:17.000+02:00",
-            "2023-02-29T00:00:00.000Z",
-            "2026-08-26T13:42:60.000Z",
-            "u-a",
-            "",
-        ] {
-            let st = Stamp::encode(t, &mut arena);
-            assert!(st.canonical().is_none(), "{t}");
-            assert_eq!(st.text(&arena).unwrap(), t);
-            assert_eq!(st.time(&arena), parse_ts(t), "{t}");
-        }
-        let mut other = String::new();
-        let a = Stamp::encode("2026-08-26T13:42:17.000Z", &mut arena);
-        let b = Stamp::encode("2026-08-26T13:42:17.000Z", &mut other);
-        let c = Stamp::encode("u-a", &mut other);
-        let d = Stamp::encode("u-a", &mut arena);
-        assert!(Stamp::same(a, &arena, b, &other));
-        assert!(Stamp::same(c, &other, d, &arena));
-        assert!(!Stamp::same(a, &arena, c, &other));
-        assert!(!Stamp::same(Stamp::ABSENT, &arena, Stamp::ABSENT, &arena));
-    }
 
     #[test]
     fn rows_keep_active_items_and_live_layouts_with_explicit_field_states() {
@@ -823,16 +516,5 @@ mod tests {
         assert!(t.is_gone(0));
         assert_eq!(t.rows().collect::<Vec<_>>(), vec![1]);
         assert_eq!(t.prior_seen("a"), None);
-    }
-
-    #[test]
-    fn playlist_refs_hash_content_ids_and_count_missing_item_arrays() {
-        let r = PlaylistRefs::from_items(&[
-            json!({"items": [{"contentId": "a"}, {"contentId": null}, {"x": 1}]}),
-            json!({"itemCount": 2}),
-        ]);
-        assert!(r.refs.contains(&id_hash("a")));
-        assert_eq!(r.refs.len(), 1);
-        assert_eq!((r.without_items, r.listed), (1, 2));
     }
 }
