@@ -232,7 +232,7 @@ pub(super) async fn run_statement<R: StatementResult, F>(
 where
     F: std::future::Future<Output = R>,
 {
-    let line = MutationLine::new(
+    let mut line = MutationLine::new(
         &ctx.run_id,
         AGENT.as_str(),
         what,
@@ -243,7 +243,6 @@ where
         Value::Null,
         false,
     );
-    let mut line = line;
     line.statement = Some(statement.to_string());
     ctx.effects()
         .mutate(line, op, |r, line| {

@@ -134,22 +134,21 @@ pub(super) async fn execute(
             }
             Gated::Applied(done) => done,
         };
+        // The argv as run (or, when nothing ran, as planned): `finish` above recorded it in the audit line.
+        c.argv = line.command.clone().unwrap_or_else(|| planned.clone());
         match res {
-            Ok(rec) => {
-                c.argv = rec.argv.clone();
+            Ok(_) => {
                 c.ran = true;
                 c.ok = true;
                 any_ran = true;
             }
             Err(PmError::Rejected(why)) => {
-                c.argv = planned.clone();
                 c.rejected = true;
                 c.error = Some("rejected process name or id".into());
                 ctx.error(format!("command rejected, nothing ran: {why}"));
                 continue; // nothing ran: no mutation, no attempt (6.1.3)
             }
             Err(e) => {
-                c.argv = e.argv().map(<[String]>::to_vec).unwrap_or(planned.clone());
                 c.ran = true;
                 c.error = line.error.clone();
                 ctx.error(format!("`{}` failed: {e}", show_argv(&c.argv)));

@@ -103,10 +103,13 @@ pub async fn run(ctx: &AgentContext) -> AgentOutcome {
     let changes = report::record(ctx, &pass, &sv, &decision, &sent.delivery, &mut o);
 
     // (8) Dashboard push of the state as this run writes it (see the module docs).
-    let projected = report::project_written_state(ctx, &o, changes.clone(), now);
+    // The projection is only built when the gate lets the push happen (never in a dry run).
     let pushed = ctx
         .effects()
-        .run(|| dashboard::push_dashboard(ctx, &alerter, &projected, &mut o))
+        .run(|| async {
+            let projected = report::project_written_state(ctx, &o, changes.clone(), now);
+            dashboard::push_dashboard(ctx, &alerter, &projected, &mut o).await
+        })
         .await;
     match pushed {
         Gated::Simulated => {
