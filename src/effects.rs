@@ -37,11 +37,6 @@ pub enum Gated<T> {
 }
 
 impl<T> Gated<T> {
-    /// Whether the operation ran.
-    pub fn is_applied(&self) -> bool {
-        matches!(self, Gated::Applied(_))
-    }
-
     /// The same verdict with the applied result mapped.
     pub fn map_applied<U>(self, f: impl FnOnce(T) -> U) -> Gated<U> {
         match self {
